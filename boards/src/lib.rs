@@ -1,0 +1,18 @@
+//! Every hardware fact and driver of the supported boards, in one place.
+//!
+//! The boot stage is generic: it learns the machine from the device tree its loader
+//! hands over. What a device tree does not say (how to power a Raspberry Pi off,
+//! which QEMU machine emulates a board, where its real DTB comes from) lives here,
+//! next to the drivers for the IP blocks the boot stage touches: the consoles
+//! (PL011, BCM2835 mini-UART, i.MX UART), PSCI, the BCM2835 power-management
+//! watchdog and the Arm generic timer.
+//!
+//! Nothing here depends on the other crates of the workspace.
+#![cfg_attr(not(test), no_std)]
+
+pub mod power;
+pub mod table;
+pub mod timer;
+pub mod uart;
+
+pub use table::{Board, DtbSource, BOARDS};

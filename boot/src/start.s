@@ -1,0 +1,106 @@
+// Entry of the boot stage: an arm64 Linux Image header, so that every loader
+// (QEMU -kernel, U-Boot booti, the Raspberry Pi firmware) places it on a 2 MiB
+// boundary and passes the device tree's address in x0 with the MMU off.
+// Header layout: Documentation/arch/arm64/booting.rst.
+
+    .section .text.head, "ax"
+    .global _start
+_start:
+    b       primary_entry           // code0
+    .long   0                       // code1
+    .quad   0                       // text_offset
+    .quad   __image_size            // image_size: code, data, bss and stack
+    .quad   0xa                     // flags: little-endian, 4K pages, anywhere
+    .quad   0                       // res2
+    .quad   0                       // res3
+    .quad   0                       // res4
+    .ascii  "ARM\x64"               // magic
+    .long   0                       // res5
+
+primary_entry:
+    mov     x19, x0                 // device tree, kept for boot_main
+    msr     daifset, #0xf           // no interrupts until someone owns them
+
+    // Let this exception level use FP/SIMD: Rust code may use the vector
+    // registers (copies, formatting) and the reset value traps them.
+    mrs     x1, CurrentEL
+    ubfx    x1, x1, #2, #2
+    cmp     x1, #2
+    b.eq    1f
+    b.hi    2f
+    mov     x2, #(3 << 20)          // CPACR_EL1.FPEN = 0b11
+    msr     cpacr_el1, x2
+    b       3f
+1:  mrs     x2, cptr_el2
+    bic     x2, x2, #(1 << 10)      // CPTR_EL2.TFP = 0
+    msr     cptr_el2, x2
+    b       3f
+2:  msr     cptr_el3, xzr
+3:  isb
+
+    // Relocate: every absolute address in the image was linked against 0.
+    adr     x20, _start
+    adrp    x1, __rela_start
+    add     x1, x1, :lo12:__rela_start
+    adrp    x2, __rela_end
+    add     x2, x2, :lo12:__rela_end
+4:  cmp     x1, x2
+    b.hs    5f
+    ldp     x3, x4, [x1], #16       // r_offset, r_info
+    ldr     x5, [x1], #8            // r_addend
+    cmp     x4, #1027               // R_AARCH64_RELATIVE (no symbol)
+    b.ne    4b
+    add     x5, x5, x20
+    str     x5, [x20, x3]
+    b       4b
+
+    // Zero .bss, then take the stack at the top of the image.
+5:  adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+6:  cmp     x1, x2
+    b.hs    7f
+    stp     xzr, xzr, [x1], #16
+    b       6b
+7:  adrp    x1, __stack_top
+    add     x1, x1, :lo12:__stack_top
+    mov     sp, x1
+
+    // Exceptions at this level land in boot_exception, which reports them.
+    adrp    x1, exception_vectors
+    add     x1, x1, :lo12:exception_vectors
+    mrs     x2, CurrentEL
+    ubfx    x2, x2, #2, #2
+    cmp     x2, #2
+    b.eq    8f
+    b.hi    9f
+    msr     vbar_el1, x1
+    b       10f
+8:  msr     vbar_el2, x1
+    b       10f
+9:  msr     vbar_el3, x1
+10: isb
+
+    mov     x0, x19
+    mov     x1, x20
+    bl      boot_main
+11: wfe
+    b       11b
+
+    .macro  vector kind
+    .balign 0x80
+    mov     x0, #\kind
+    b       vector_common
+    .endm
+
+    .section .text.vectors, "ax"
+    .balign 0x800
+exception_vectors:
+    .irp    kind, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+    vector  \kind
+    .endr
+vector_common:
+    bl      boot_exception
+12: wfe
+    b       12b
