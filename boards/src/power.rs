@@ -2,8 +2,8 @@
 //! Raspberry Pi, whose firmware has no PSCI.
 
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::ReadWrite;
 use tock_registers::register_structs;
+use tock_registers::registers::ReadWrite;
 
 /// How PSCI calls reach the firmware, as the device tree's `/psci/method` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

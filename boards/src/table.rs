@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn most_specific_compatible_wins() {
         let root = ["raspberrypi,4-model-b", "brcm,bcm2711"];
-        assert_eq!(Board::from_compatibles(root.into_iter()).unwrap().name, "rpi4");
+        assert_eq!(
+            Board::from_compatibles(root.into_iter()).unwrap().name,
+            "rpi4"
+        );
         assert!(Board::from_compatibles(["acme,unknown"].into_iter()).is_none());
     }
 }

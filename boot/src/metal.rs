@@ -2,7 +2,7 @@
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use aarch64_cpu::registers::{Readable, CurrentEL};
+use aarch64_cpu::registers::{CurrentEL, Readable};
 use boards::uart::{Console, UartKind};
 use boards::{power, Board};
 use partitioner::dt::{self, DeviceTree, Located, NodeName};
@@ -42,8 +42,12 @@ extern "C" fn boot_main(dtb_addr: usize, image_base: usize) -> ! {
         // No device tree, so no console to say so on.
         halt();
     };
-    let Ok(tree) = DeviceTree::new(blob) else { halt() };
-    let Some((kind, base)) = console_of(&tree) else { halt() };
+    let Ok(tree) = DeviceTree::new(blob) else {
+        halt()
+    };
+    let Some((kind, base)) = console_of(&tree) else {
+        halt()
+    };
     remember_console(kind, base);
     let Some(mut con) = console() else { halt() };
 
@@ -111,7 +115,11 @@ fn banner(
                 let _ = uwrite!(con, "?");
             }
         }
-        let _ = uwrite!(con, " enable-method={}", cpu.enable_method.unwrap_or("none"));
+        let _ = uwrite!(
+            con,
+            " enable-method={}",
+            cpu.enable_method.unwrap_or("none")
+        );
         if let Some(addr) = cpu.release_addr {
             let _ = uwrite!(con, " release-addr={:#x}", addr);
         }
@@ -141,7 +149,10 @@ fn banner(
             let _ = uwrite!(con, " no psci");
         }
     }
-    let spin = tree.cpus().filter(|c| c.enable_method == Some("spin-table")).count();
+    let spin = tree
+        .cpus()
+        .filter(|c| c.enable_method == Some("spin-table"))
+        .count();
     if spin > 0 {
         let _ = uwrite!(con, ", spin-table for {} cpus", spin);
     }

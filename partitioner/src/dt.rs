@@ -7,8 +7,8 @@
 //! bus's `ranges` to CPU physical addresses (the Raspberry Pi trees describe their
 //! peripherals at VideoCore bus addresses).
 
-pub use fdt::nodes::NodeName;
 use fdt::nodes::Node as FdtNode;
+pub use fdt::nodes::NodeName;
 use fdt::parsing::{unaligned::UnalignedParser, NoPanic};
 use fdt::Fdt;
 
@@ -99,7 +99,11 @@ impl<'a> DeviceTree<'a> {
     /// Parses a device tree blob, checking its header and whole structure block
     /// once, so that later queries meet no surprises.
     pub fn new(blob: &'a [u8]) -> Result<Self, DtError> {
-        let field = |i: usize| be32(blob, i * 4).map(|v| v as usize).ok_or(DtError::BadHeader);
+        let field = |i: usize| {
+            be32(blob, i * 4)
+                .map(|v| v as usize)
+                .ok_or(DtError::BadHeader)
+        };
         let (magic, total) = (field(0)?, field(1)?);
         let (structs, strings, rsvmap) = (field(2)?, field(3)?, field(4)?);
         let (version, strings_size, structs_size) = (field(5)?, field(8)?, field(9)?);
@@ -118,10 +122,10 @@ impl<'a> DeviceTree<'a> {
         let mut sound = tree.root().is_some();
         tree.for_each(|l| {
             let node = l.node();
-            let props_ok = node
-                .properties()
-                .is_ok_and(|p| p.iter().all(|r| r.is_ok()));
-            sound &= props_ok && node.name().is_ok() && node.children().is_ok_and(|c| c.iter().all(|r| r.is_ok()));
+            let props_ok = node.properties().is_ok_and(|p| p.iter().all(|r| r.is_ok()));
+            sound &= props_ok
+                && node.name().is_ok()
+                && node.children().is_ok_and(|c| c.iter().all(|r| r.is_ok()));
             !sound
         });
         if sound {
@@ -147,7 +151,9 @@ impl<'a> DeviceTree<'a> {
 
     /// The root `compatible` strings, most specific first.
     pub fn compatibles(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.root().into_iter().flat_map(|r| strings(r, "compatible"))
+        self.root()
+            .into_iter()
+            .flat_map(|r| strings(r, "compatible"))
     }
 
     /// Every CPU node under `/cpus`, in tree order.
@@ -185,7 +191,8 @@ impl<'a> DeviceTree<'a> {
     /// The node `/chosen/stdout-path` names (aliases resolved, options dropped).
     pub fn stdout(&self) -> Option<Located<'a>> {
         let chosen = self.fdt.find_node("/chosen").ok().flatten()?;
-        let path = str_prop(chosen, "stdout-path").or_else(|| str_prop(chosen, "linux,stdout-path"))?;
+        let path =
+            str_prop(chosen, "stdout-path").or_else(|| str_prop(chosen, "linux,stdout-path"))?;
         let path = path.split(':').next()?;
         let path = if path.starts_with('/') {
             path
@@ -252,7 +259,11 @@ impl<'a> DeviceTree<'a> {
 
     /// Visits every node in tree order until `f` returns true.
     fn for_each(&self, mut f: impl FnMut(&Located<'a>) -> bool) {
-        fn visit<'a>(node: Node<'a>, located: &mut Located<'a>, f: &mut dyn FnMut(&Located<'a>) -> bool) -> bool {
+        fn visit<'a>(
+            node: Node<'a>,
+            located: &mut Located<'a>,
+            f: &mut dyn FnMut(&Located<'a>) -> bool,
+        ) -> bool {
             if located.chain.push(node).is_err() {
                 return false;
             }
@@ -261,7 +272,13 @@ impl<'a> DeviceTree<'a> {
             stop
         }
         if let Some(root) = self.root() {
-            visit(root, &mut Located { chain: heapless::Vec::new() }, &mut f);
+            visit(
+                root,
+                &mut Located {
+                    chain: heapless::Vec::new(),
+                },
+                &mut f,
+            );
         }
     }
 }
@@ -326,7 +343,8 @@ impl<'a> Located<'a> {
             if ranges.is_empty() {
                 continue; // identity mapping
             }
-            let (child_ac, parent_ac, sc) = (address_cells(bus), address_cells(outer), size_cells(bus));
+            let (child_ac, parent_ac, sc) =
+                (address_cells(bus), address_cells(outer), size_cells(bus));
             let entry = (child_ac + parent_ac + sc) * 4;
             if entry == 0 {
                 return None;
@@ -336,7 +354,9 @@ impl<'a> Located<'a> {
                 let parent = read_cells(&r[child_ac * 4..(child_ac + parent_ac) * 4], parent_ac)?;
                 let size = read_cells(&r[(child_ac + parent_ac) * 4..], sc)?;
                 let offset = addr.checked_sub(child)?;
-                (offset < size).then(|| parent.checked_add(offset)).flatten()
+                (offset < size)
+                    .then(|| parent.checked_add(offset))
+                    .flatten()
             })?;
         }
         Some(addr)
@@ -345,7 +365,10 @@ impl<'a> Located<'a> {
 
 /// The children of `node` that parse.
 fn children<'a>(node: Node<'a>) -> impl Iterator<Item = Node<'a>> {
-    node.children().into_iter().flat_map(|c| c.iter()).filter_map(Result::ok)
+    node.children()
+        .into_iter()
+        .flat_map(|c| c.iter())
+        .filter_map(Result::ok)
 }
 
 /// The raw value of property `name`.
@@ -404,7 +427,10 @@ mod tests {
 
     #[test]
     fn cells_are_big_endian_and_bounded() {
-        assert_eq!(read_cells(&[0, 0, 0, 1, 0, 0, 0, 2], 2), Some((1 << 32) | 2));
+        assert_eq!(
+            read_cells(&[0, 0, 0, 1, 0, 0, 0, 2], 2),
+            Some((1 << 32) | 2)
+        );
         assert_eq!(read_cells(&[0, 0, 0, 1], 1), Some(1));
         assert_eq!(read_cells(&[0, 0, 1], 1), None);
         assert_eq!(read_cells(&[0, 0, 0, 1], 0), None);
@@ -415,7 +441,10 @@ mod tests {
     #[test]
     fn rejects_non_fdt() {
         assert_eq!(DeviceTree::new(&[0u8; 64]).err(), Some(DtError::BadHeader));
-        assert_eq!(total_size(&[0xd0, 0x0d, 0xfe, 0xed, 0, 0, 0x10, 0]), Some(0x1000));
+        assert_eq!(
+            total_size(&[0xd0, 0x0d, 0xfe, 0xed, 0, 0, 0x10, 0]),
+            Some(0x1000)
+        );
         assert_eq!(total_size(&[0; 8]), None);
     }
 }

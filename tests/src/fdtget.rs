@@ -16,7 +16,10 @@ pub fn normalise(raw: &Path, out: &Path) -> std::io::Result<()> {
     if status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other(format!("dtc could not read {}: {status}", raw.display())))
+        Err(std::io::Error::other(format!(
+            "dtc could not read {}: {status}",
+            raw.display()
+        )))
     }
 }
 
@@ -29,7 +32,9 @@ fn fdtget(dtb: &Path, options: &[&str], node: &str, prop: Option<&str>) -> Optio
         .args(prop)
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Property `prop` of `node` as 32-bit cells.
@@ -61,11 +66,9 @@ pub fn numbers(cells: &[u64], width: usize) -> Vec<u64> {
 /// The `reg` value of every CPU node under `/cpus`: their MPIDRs.
 pub fn cpu_mpidrs(dtb: &Path) -> Vec<u64> {
     let ac = cells(dtb, "/cpus", "#address-cells").map_or(2, |c| c[0] as usize);
-    subnodes(dtb, "/cpus")
+    cpu_nodes(dtb)
         .iter()
-        .map(|n| format!("/cpus/{n}"))
-        .filter(|n| string(dtb, n, "device_type").as_deref() == Some("cpu"))
-        .filter_map(|n| cells(dtb, &n, "reg").map(|c| numbers(&c, ac)[0]))
+        .filter_map(|n| cells(dtb, n, "reg").map(|c| numbers(&c, ac)[0]))
         .collect()
 }
 
@@ -83,4 +86,30 @@ pub fn memory_ranges(dtb: &Path) -> Vec<(u64, u64)> {
         .filter(|c| c.len() == ac + sc)
         .map(|c| (numbers(&c[..ac], ac)[0], numbers(&c[ac..], sc)[0]))
         .collect()
+}
+
+/// The node path `/chosen/stdout-path` names, aliases resolved and options dropped.
+pub fn stdout_path(dtb: &Path) -> Option<String> {
+    let raw = string(dtb, "/chosen", "stdout-path")?;
+    let path = raw.split(':').next()?.to_string();
+    if path.starts_with('/') {
+        Some(path)
+    } else {
+        string(dtb, "/aliases", &path)
+    }
+}
+
+/// Paths of the CPU nodes under `/cpus`, in tree order.
+pub fn cpu_nodes(dtb: &Path) -> Vec<String> {
+    subnodes(dtb, "/cpus")
+        .iter()
+        .map(|n| format!("/cpus/{n}"))
+        .filter(|n| string(dtb, n, "device_type").as_deref() == Some("cpu"))
+        .collect()
+}
+
+/// Whether the node at `path` is the root's interrupt parent.
+pub fn is_root_interrupt_parent(dtb: &Path, path: &str) -> bool {
+    let parent = cells(dtb, "/", "interrupt-parent");
+    parent.is_some() && parent == cells(dtb, path, "phandle")
 }

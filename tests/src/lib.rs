@@ -32,7 +32,11 @@ pub fn required_path(var: &str) -> PathBuf {
 /// The boot-stage image under test.
 pub fn boot_image() -> PathBuf {
     let path = required_path(ENV_BOOT_IMAGE);
-    assert!(path.is_file(), "{} does not exist; run `cargo xtask build`", path.display());
+    assert!(
+        path.is_file(),
+        "{} does not exist; run `cargo xtask build`",
+        path.display()
+    );
     path
 }
 
@@ -49,5 +53,25 @@ pub fn board_dtb(board: &boards::Board) -> Option<PathBuf> {
             );
             Some(path)
         }
+    }
+}
+
+/// A scratch folder for one test, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A fresh folder named after the test, unique within this process.
+    pub fn new(name: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("amp-e2e-{name}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -61,7 +61,11 @@ impl Machine {
             "-no-reboot".into(),
         ]);
         for port in 0..=self.board.qemu_console_serial {
-            let backend = if port == self.board.qemu_console_serial { "stdio" } else { "null" };
+            let backend = if port == self.board.qemu_console_serial {
+                "stdio"
+            } else {
+                "null"
+            };
             args.extend(["-serial".into(), backend.into()]);
         }
         args.extend(["-kernel".into(), self.kernel.display().to_string()]);
@@ -82,7 +86,9 @@ impl Machine {
             .stderr(Stdio::null())
             .status()?;
         if !status.success() {
-            return Err(std::io::Error::other(format!("{QEMU} dumpdtb failed: {status}")));
+            return Err(std::io::Error::other(format!(
+                "{QEMU} dumpdtb failed: {status}"
+            )));
         }
         std::fs::read(out)
     }
@@ -160,10 +166,9 @@ pub struct Transcript {
 impl Transcript {
     /// Values of every line `key: value`.
     pub fn values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.lines.iter().filter_map(move |l| {
-            l.strip_prefix(key)
-                .and_then(|rest| rest.strip_prefix(": "))
-        })
+        self.lines
+            .iter()
+            .filter_map(move |l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix(": ")))
     }
 
     /// The value of the single line `key: value`; panics with the transcript if

@@ -2,52 +2,28 @@
 //! read from the device tree its loader handed over, and powers the machine off.
 //! Every printed fact is checked against that same tree, read with `fdtget`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use boards::Board;
-use tests::fdtget;
 use tests::qemu::{Machine, Transcript};
+use tests::{fdtget, Scratch};
 
 /// Bare-metal first light takes well under a second under TCG; the deadline only
 /// stops a hung machine.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("amp-e2e-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn parse_hex(s: &str) -> u64 {
-    let s = s.strip_prefix("0x").unwrap_or_else(|| panic!("not hex: {s}"));
+    let s = s
+        .strip_prefix("0x")
+        .unwrap_or_else(|| panic!("not hex: {s}"));
     u64::from_str_radix(s, 16).unwrap_or_else(|e| panic!("not hex: {s}: {e}"))
 }
 
 /// The value of `key=` in a `cpu:` line.
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// The node path `/chosen/stdout-path` names, aliases resolved.
-fn stdout_path(dtb: &Path) -> String {
-    let raw = fdtget::string(dtb, "/chosen", "stdout-path").expect("tree has /chosen/stdout-path");
-    let path = raw.split(':').next().unwrap().to_string();
-    if path.starts_with('/') {
-        path
-    } else {
-        fdtget::string(dtb, "/aliases", &path).expect("stdout-path alias resolves")
-    }
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn boot(board_name: &str, cores: Option<u32>, memory_mib: Option<u32>) -> (Transcript, Scratch) {
@@ -61,7 +37,9 @@ fn boot(board_name: &str, cores: Option<u32>, memory_mib: Option<u32>) -> (Trans
     }
     let scratch = Scratch::new(board_name);
     let raw = scratch.0.join("guest-raw.dtb");
-    machine.guest_dtb(&raw).expect("QEMU dumps the guest device tree");
+    machine
+        .guest_dtb(&raw)
+        .expect("QEMU dumps the guest device tree");
     fdtget::normalise(&raw, &scratch.0.join("guest.dtb")).expect("dtc reads the guest tree");
     let transcript = machine.run(DEADLINE).expect("QEMU starts");
     assert!(
@@ -78,7 +56,10 @@ fn check_banner(board_name: &str, t: &Transcript, dtb: &Path) {
         "board line:\n{t}"
     );
     let el = t.value("entry");
-    assert!(el.starts_with("EL1,") || el.starts_with("EL2,"), "entry level:\n{t}");
+    assert!(
+        el.starts_with("EL1,") || el.starts_with("EL2,"),
+        "entry level:\n{t}"
+    );
 
     // Cores: the count and every MPIDR, in tree order.
     let mpidrs = fdtget::cpu_mpidrs(dtb);
@@ -93,7 +74,11 @@ fn check_banner(board_name: &str, t: &Transcript, dtb: &Path) {
     // Memory ranges.
     let ranges = fdtget::memory_ranges(dtb);
     assert!(!ranges.is_empty(), "the tree has memory");
-    assert_eq!(t.value("memory ranges"), ranges.len().to_string(), "range count:\n{t}");
+    assert_eq!(
+        t.value("memory ranges"),
+        ranges.len().to_string(),
+        "range count:\n{t}"
+    );
     let printed: Vec<(u64, u64)> = t
         .values("memory")
         .map(|l| {
@@ -106,38 +91,53 @@ fn check_banner(board_name: &str, t: &Transcript, dtb: &Path) {
     assert_eq!(printed, ranges, "memory ranges:\n{t}");
 
     // Console: the node stdout-path names, with its compatible.
-    let console = stdout_path(dtb);
+    let console = fdtget::stdout_path(dtb).expect("tree names its console");
     let line = t.value("console");
     let (path, rest) = line.split_once(' ').unwrap();
     assert_eq!(path, console, "console node:\n{t}");
     let compatible = fdtget::string(dtb, &console, "compatible").unwrap();
-    assert!(rest.starts_with(compatible.split_whitespace().next().unwrap()), "console compatible:\n{t}");
+    assert!(
+        rest.starts_with(compatible.split_whitespace().next().unwrap()),
+        "console compatible:\n{t}"
+    );
 
     // Interrupt controller: the root's interrupt parent.
     let line = t.value("interrupt-controller");
     let path = line.split_whitespace().next().unwrap();
     let parent = fdtget::cells(dtb, "/", "interrupt-parent").expect("root interrupt-parent");
     let phandle = fdtget::cells(dtb, path, "phandle").expect("printed node exists with a phandle");
-    assert_eq!(parent, phandle, "interrupt controller is the root's interrupt parent:\n{t}");
+    assert_eq!(
+        parent, phandle,
+        "interrupt controller is the root's interrupt parent:\n{t}"
+    );
 
     // Start method: the PSCI conduit, or spin-table release addresses per core.
     let method = t.value("start-method");
     match fdtget::string(dtb, "/psci", "method") {
-        Some(conduit) => assert!(method.starts_with(&format!("psci conduit={conduit}")), "{t}"),
+        Some(conduit) => assert!(
+            method.starts_with(&format!("psci conduit={conduit}")),
+            "{t}"
+        ),
         None => assert!(method.starts_with("no psci"), "{t}"),
     }
     let cpus: Vec<String> = fdtget::subnodes(dtb, "/cpus")
         .into_iter()
-        .filter(|n| fdtget::string(dtb, &format!("/cpus/{n}"), "device_type").as_deref() == Some("cpu"))
+        .filter(|n| {
+            fdtget::string(dtb, &format!("/cpus/{n}"), "device_type").as_deref() == Some("cpu")
+        })
         .collect();
     for (cpu, line) in cpus.iter().zip(t.values("cpu")) {
         let node = format!("/cpus/{cpu}");
         let enable = fdtget::string(dtb, &node, "enable-method").unwrap_or_else(|| "none".into());
         assert_eq!(field(line, "enable-method"), Some(enable.as_str()), "{t}");
-        let release = fdtget::cells(dtb, &node, "cpu-release-addr").map(|c| fdtget::numbers(&c, 2)[0]);
+        let release =
+            fdtget::cells(dtb, &node, "cpu-release-addr").map(|c| fdtget::numbers(&c, 2)[0]);
         assert_eq!(field(line, "release-addr").map(parse_hex), release, "{t}");
     }
-    assert!(t.values("power-off").next().is_some(), "power-off line:\n{t}");
+    assert!(
+        t.values("power-off").next().is_some(),
+        "power-off line:\n{t}"
+    );
 }
 
 #[test]
@@ -146,7 +146,10 @@ fn qemu_virt_gicv3_four_cores() {
     let dtb = scratch.0.join("guest.dtb");
     check_banner("qemu-virt", &t, &dtb);
     assert_eq!(fdtget::cpu_mpidrs(&dtb).len(), 4);
-    assert!(t.value("interrupt-controller").contains("arm,gic-v3"), "{t}");
+    assert!(
+        t.value("interrupt-controller").contains("arm,gic-v3"),
+        "{t}"
+    );
 }
 
 #[test]
