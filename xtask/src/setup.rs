@@ -117,16 +117,10 @@ impl Missing {
         let backports = format!("{codename}-backports");
         if !self.backports.is_empty() && !apt_has_suite(&backports) {
             let (uri, signed_by) = debian_source(&codename)?;
-            let stanza = format!(
-                "Types: deb\nURIs: {uri}\nSuites: {backports}\nComponents: main\n{}",
-                signed_by
-                    .map(|s| format!("Signed-By: {s}\n"))
-                    .unwrap_or_default()
-            );
             cmds.push(vec![
                 "sh".into(),
                 "-c".into(),
-                format!("printf '%s' '{stanza}' > /etc/apt/sources.list.d/{backports}.sources"),
+                backports_source_command(&uri, signed_by.as_deref(), &backports),
             ]);
         }
         if self.arm64 {
@@ -181,6 +175,17 @@ impl Missing {
         }
         Ok(())
     }
+}
+
+/// A shell command that writes a deb822 source for `suite` from `uri`.
+fn backports_source_command(uri: &str, signed_by: Option<&str>, suite: &str) -> String {
+    // printf's format turns each \n into a newline, both when we run this and
+    // when a user pastes the printed command.
+    let mut stanza = format!("Types: deb\\nURIs: {uri}\\nSuites: {suite}\\nComponents: main\\n");
+    if let Some(keyring) = signed_by {
+        stanza.push_str(&format!("Signed-By: {keyring}\\n"));
+    }
+    format!("printf '{stanza}' > /etc/apt/sources.list.d/{suite}.sources")
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -483,6 +488,32 @@ mod tests {
             Some(("http://mirror.example/debian".into(), None))
         );
         assert_eq!(source_for_suite(&[one_line.to_string()], "bookworm"), None);
+    }
+
+    #[test]
+    fn backports_source_is_written_the_same_run_or_pasted() {
+        let dir = std::env::temp_dir().join(format!("xtask-apt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cmd = backports_source_command(
+            "http://mirror.example/debian",
+            Some("/k.gpg"),
+            "bookworm-backports",
+        )
+        .replace("/etc/apt/sources.list.d", dir.to_str().unwrap());
+        let file = dir.join("bookworm-backports.sources");
+        let expected =
+            "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm-backports\n\
+                        Components: main\nSigned-By: /k.gpg\n";
+        // As set-up runs it (sh -c CMD), and as a user pastes the printed line.
+        let run = Command::new("sh").args(["-c", &cmd]).status().unwrap();
+        assert!(run.success());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+        std::fs::remove_file(&file).unwrap();
+        let printed = shell_line(&["sh".into(), "-c".into(), cmd]);
+        let pasted = Command::new("sh").args(["-c", &printed]).status().unwrap();
+        assert!(pasted.success());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
