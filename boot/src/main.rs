@@ -10,6 +10,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod heap;
+#[cfg(target_os = "none")]
 mod metal;
 
 #[cfg(not(target_os = "none"))]

@@ -12,6 +12,8 @@ pub use fdt::nodes::NodeName;
 use fdt::parsing::{unaligned::UnalignedParser, NoPanic};
 use fdt::Fdt;
 
+use crate::cells::{cell_count, read_cells, reg_entries, translate};
+
 type Mode<'a> = (UnalignedParser<'a>, NoPanic);
 type Node<'a> = FdtNode<'a, Mode<'a>>;
 
@@ -315,17 +317,8 @@ impl<'a> Located<'a> {
         }
         let parent = self.chain[n - 2];
         let (ac, sc) = (address_cells(parent), size_cells(parent));
-        let entry = (ac + sc) * 4;
-        if entry == 0 {
-            return None;
-        }
-        let reg = prop(self.node(), "reg")?;
-        let bytes = reg.get(index.checked_mul(entry)?..)?.get(..entry)?;
-        let (addr, size) = bytes.split_at(ac * 4);
-        let (Some(addr), Some(size)) = (read_cells(addr, ac), read_cells(size, sc)) else {
-            return Some(None);
-        };
-        Some(self.translate(addr).map(|base| Region { base, size }))
+        let entry = reg_entries(prop(self.node(), "reg")?, ac, sc).nth(index)?;
+        Some(entry.and_then(|(addr, size)| Some(Region { base: self.translate(addr)?, size })))
     }
 
     /// The first `reg` range, translated.
@@ -340,27 +333,34 @@ impl<'a> Located<'a> {
         for k in (1..self.chain.len() - 1).rev() {
             let (bus, outer) = (self.chain[k], self.chain[k - 1]);
             let ranges = prop(bus, "ranges")?;
-            if ranges.is_empty() {
-                continue; // identity mapping
-            }
-            let (child_ac, parent_ac, sc) =
-                (address_cells(bus), address_cells(outer), size_cells(bus));
-            let entry = (child_ac + parent_ac + sc) * 4;
-            if entry == 0 {
-                return None;
-            }
-            addr = ranges.chunks_exact(entry).find_map(|r| {
-                let child = read_cells(&r[..child_ac * 4], child_ac)?;
-                let parent = read_cells(&r[child_ac * 4..(child_ac + parent_ac) * 4], parent_ac)?;
-                let size = read_cells(&r[(child_ac + parent_ac) * 4..], sc)?;
-                let offset = addr.checked_sub(child)?;
-                (offset < size)
-                    .then(|| parent.checked_add(offset))
-                    .flatten()
-            })?;
+            addr = translate(addr, ranges, address_cells(bus), address_cells(outer), size_cells(bus))?;
         }
         Some(addr)
     }
+}
+
+/// A node of the underlying reader, for [`crate::tree`] to copy from.
+pub(crate) type RawNode<'a> = Node<'a>;
+
+impl<'a> DeviceTree<'a> {
+    /// The root node, for [`crate::tree`].
+    pub(crate) fn raw_root(&self) -> Option<RawNode<'a>> {
+        self.root()
+    }
+}
+
+/// A node's properties as `(name, value)`, skipping any that do not parse.
+pub(crate) fn raw_props<'a>(node: RawNode<'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    node.properties()
+        .into_iter()
+        .flat_map(|p| p.iter())
+        .filter_map(Result::ok)
+        .map(|p| (p.name, p.value))
+}
+
+/// A node's children, skipping any that do not parse.
+pub(crate) fn raw_children<'a>(node: RawNode<'a>) -> impl Iterator<Item = RawNode<'a>> {
+    children(node)
 }
 
 /// The children of `node` that parse.
@@ -378,33 +378,12 @@ fn prop<'a>(node: Node<'a>, name: &str) -> Option<&'a [u8]> {
 
 /// `#address-cells` of `node` (for its children), 2 if absent.
 fn address_cells(node: Node<'_>) -> usize {
-    cell_count(node, "#address-cells", 2)
+    cell_count(prop(node, "#address-cells"), 2)
 }
 
 /// `#size-cells` of `node` (for its children), 1 if absent.
 fn size_cells(node: Node<'_>) -> usize {
-    cell_count(node, "#size-cells", 1)
-}
-
-fn cell_count(node: Node<'_>, name: &str, default: usize) -> usize {
-    prop(node, name)
-        .and_then(|v| read_cells(v, 1))
-        // Anything past 4 cells is nonsense; clamping keeps slicing bounded.
-        .map_or(default, |v| v.min(4) as usize)
-}
-
-/// Reads `cells` big-endian 32-bit cells (at most 2 significant; wider values
-/// must have their upper cells zero) from the start of `bytes`.
-fn read_cells(bytes: &[u8], cells: usize) -> Option<u64> {
-    let bytes = bytes.get(..cells * 4)?;
-    let mut value: u64 = 0;
-    for cell in bytes.chunks_exact(4) {
-        if value >> 32 != 0 {
-            return None;
-        }
-        value = (value << 32) | u64::from(u32::from_be_bytes([cell[0], cell[1], cell[2], cell[3]]));
-    }
-    (cells > 0).then_some(value)
+    cell_count(prop(node, "#size-cells"), 1)
 }
 
 /// A property's value as one NUL-terminated string.
@@ -424,19 +403,6 @@ fn strings<'a>(node: Node<'a>, name: &str) -> impl Iterator<Item = &'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cells_are_big_endian_and_bounded() {
-        assert_eq!(
-            read_cells(&[0, 0, 0, 1, 0, 0, 0, 2], 2),
-            Some((1 << 32) | 2)
-        );
-        assert_eq!(read_cells(&[0, 0, 0, 1], 1), Some(1));
-        assert_eq!(read_cells(&[0, 0, 1], 1), None);
-        assert_eq!(read_cells(&[0, 0, 0, 1], 0), None);
-        // A 3-cell value whose top cell is set does not fit in 64 bits.
-        assert_eq!(read_cells(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], 3), None);
-    }
 
     #[test]
     fn rejects_non_fdt() {

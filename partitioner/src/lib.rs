@@ -8,4 +8,8 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod cells;
 pub mod dt;
+pub mod tree;

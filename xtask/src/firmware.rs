@@ -25,7 +25,7 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<PathBuf, String> {
         // Debian ships the library source, not a prebuilt core for the target:
         // build core from it. RUSTC_BOOTSTRAP only unlocks -Zbuild-std here.
         cmd.args([
-            "-Zbuild-std=core",
+            "-Zbuild-std=core,alloc",
             "-Zbuild-std-features=compiler-builtins-mem",
         ])
         .env("RUSTC", rustc)
