@@ -40,7 +40,10 @@ unsafe impl GlobalAlloc for Bump {
             if end > HEAP_SIZE {
                 return core::ptr::null_mut();
             }
-            match self.next.compare_exchange(current, end, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .next
+                .compare_exchange(current, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return start as *mut u8,
                 Err(seen) => current = seen,
             }
@@ -51,4 +54,6 @@ unsafe impl GlobalAlloc for Bump {
 }
 
 #[global_allocator]
-static HEAP: Bump = Bump { next: AtomicUsize::new(0) };
+static HEAP: Bump = Bump {
+    next: AtomicUsize::new(0),
+};

@@ -25,7 +25,13 @@ pub fn cell_count(value: Option<&[u8]>, default: usize) -> usize {
 
 /// Translates `addr` from a bus's child address space to its parent's through
 /// the bus's `ranges` value. An empty `ranges` is the identity.
-pub fn translate(addr: u64, ranges: &[u8], child_ac: usize, parent_ac: usize, sc: usize) -> Option<u64> {
+pub fn translate(
+    addr: u64,
+    ranges: &[u8],
+    child_ac: usize,
+    parent_ac: usize,
+    sc: usize,
+) -> Option<u64> {
     if ranges.is_empty() {
         return Some(addr);
     }
@@ -38,20 +44,30 @@ pub fn translate(addr: u64, ranges: &[u8], child_ac: usize, parent_ac: usize, sc
         let parent = read_cells(&r[child_ac * 4..(child_ac + parent_ac) * 4], parent_ac)?;
         let size = read_cells(&r[(child_ac + parent_ac) * 4..], sc)?;
         let offset = addr.checked_sub(child)?;
-        (offset < size).then(|| parent.checked_add(offset)).flatten()
+        (offset < size)
+            .then(|| parent.checked_add(offset))
+            .flatten()
     })
 }
 
 /// Splits a `reg` value into `(address, size)` entries of the given widths.
 /// Entries whose values do not fit 64 bits read as `None`.
-pub fn reg_entries(reg: &[u8], ac: usize, sc: usize) -> impl Iterator<Item = Option<(u64, u64)>> + '_ {
+pub fn reg_entries(
+    reg: &[u8],
+    ac: usize,
+    sc: usize,
+) -> impl Iterator<Item = Option<(u64, u64)>> + '_ {
     let entry = (ac + sc) * 4;
     reg.chunks_exact(entry.max(1))
         .take(if entry == 0 { 0 } else { usize::MAX })
         .map(move |e| {
             let addr = read_cells(&e[..ac * 4], ac)?;
             // #size-cells = 0 (CPU nodes, some buses): no size.
-            let size = if sc == 0 { Some(0) } else { read_cells(&e[ac * 4..], sc) }?;
+            let size = if sc == 0 {
+                Some(0)
+            } else {
+                read_cells(&e[ac * 4..], sc)
+            }?;
             Some((addr, size))
         })
 }
@@ -62,7 +78,10 @@ mod tests {
 
     #[test]
     fn cells_are_big_endian_and_bounded() {
-        assert_eq!(read_cells(&[0, 0, 0, 1, 0, 0, 0, 2], 2), Some((1 << 32) | 2));
+        assert_eq!(
+            read_cells(&[0, 0, 0, 1, 0, 0, 0, 2], 2),
+            Some((1 << 32) | 2)
+        );
         assert_eq!(read_cells(&[0, 0, 0, 1], 1), Some(1));
         assert_eq!(read_cells(&[0, 0, 1], 1), None);
         assert_eq!(read_cells(&[0, 0, 0, 1], 0), None);

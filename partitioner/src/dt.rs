@@ -318,7 +318,12 @@ impl<'a> Located<'a> {
         let parent = self.chain[n - 2];
         let (ac, sc) = (address_cells(parent), size_cells(parent));
         let entry = reg_entries(prop(self.node(), "reg")?, ac, sc).nth(index)?;
-        Some(entry.and_then(|(addr, size)| Some(Region { base: self.translate(addr)?, size })))
+        Some(entry.and_then(|(addr, size)| {
+            Some(Region {
+                base: self.translate(addr)?,
+                size,
+            })
+        }))
     }
 
     /// The first `reg` range, translated.
@@ -333,7 +338,13 @@ impl<'a> Located<'a> {
         for k in (1..self.chain.len() - 1).rev() {
             let (bus, outer) = (self.chain[k], self.chain[k - 1]);
             let ranges = prop(bus, "ranges")?;
-            addr = translate(addr, ranges, address_cells(bus), address_cells(outer), size_cells(bus))?;
+            addr = translate(
+                addr,
+                ranges,
+                address_cells(bus),
+                address_cells(outer),
+                size_cells(bus),
+            )?;
         }
         Some(addr)
     }

@@ -11,5 +11,9 @@
 extern crate alloc;
 
 pub mod cells;
+pub mod diag;
 pub mod dt;
+pub mod manifest;
+#[cfg(feature = "std")]
+pub mod parse;
 pub mod tree;

@@ -55,7 +55,8 @@ impl Tree {
         let mut tree = Tree {
             nodes: Vec::new(),
             reservations: reservations(blob),
-            boot_cpuid: crate::cells::read_cells(blob.get(28..32).unwrap_or(&[]), 1).unwrap_or(0) as u32,
+            boot_cpuid: crate::cells::read_cells(blob.get(28..32).unwrap_or(&[]), 1).unwrap_or(0)
+                as u32,
             by_path: BTreeMap::new(),
             by_phandle: BTreeMap::new(),
         };
@@ -65,7 +66,12 @@ impl Tree {
         Ok(tree)
     }
 
-    fn copy_node(&mut self, node: crate::dt::RawNode<'_>, parent: Option<NodeId>, depth: usize) -> Result<NodeId, DtError> {
+    fn copy_node(
+        &mut self,
+        node: crate::dt::RawNode<'_>,
+        parent: Option<NodeId>,
+        depth: usize,
+    ) -> Result<NodeId, DtError> {
         if depth >= MAX_DEPTH {
             return Err(DtError::Malformed);
         }
@@ -81,7 +87,10 @@ impl Tree {
             parent,
             children: Vec::new(),
             props: crate::dt::raw_props(node)
-                .map(|(name, value)| Prop { name: name.to_string(), value: value.to_vec() })
+                .map(|(name, value)| Prop {
+                    name: name.to_string(),
+                    value: value.to_vec(),
+                })
                 .collect(),
         });
         for child in crate::dt::raw_children(node) {
@@ -106,7 +115,8 @@ impl Tree {
                 let child_path = alloc::format!("{path}/{}", self.nodes[c].name);
                 stack.push((c, child_path));
             }
-            self.by_path.insert(if path.is_empty() { "/".into() } else { path }, id);
+            self.by_path
+                .insert(if path.is_empty() { "/".into() } else { path }, id);
         }
     }
 
@@ -128,7 +138,9 @@ impl Tree {
     /// The node at a full path (`/soc/serial@7e215040`).
     pub fn find(&self, path: &str) -> Option<NodeId> {
         let trimmed = path.trim_end_matches('/');
-        self.by_path.get(if trimmed.is_empty() { "/" } else { trimmed }).copied()
+        self.by_path
+            .get(if trimmed.is_empty() { "/" } else { trimmed })
+            .copied()
     }
 
     /// The node a label names, through `/__symbols__` or `/aliases`.
@@ -158,12 +170,19 @@ impl Tree {
         if parts.is_empty() {
             return "/".into();
         }
-        parts.iter().rev().fold(String::new(), |acc, p| acc + "/" + p)
+        parts
+            .iter()
+            .rev()
+            .fold(String::new(), |acc, p| acc + "/" + p)
     }
 
     /// A property's raw value.
     pub fn prop(&self, id: NodeId, name: &str) -> Option<&[u8]> {
-        self.nodes[id].props.iter().find(|p| p.name == name).map(|p| p.value.as_slice())
+        self.nodes[id]
+            .props
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.as_slice())
     }
 
     /// A string property's first string.
@@ -194,7 +213,10 @@ impl Tree {
         let props = &mut self.nodes[id].props;
         match props.iter_mut().find(|p| p.name == name) {
             Some(p) => p.value = value,
-            None => props.push(Prop { name: name.to_string(), value }),
+            None => props.push(Prop {
+                name: name.to_string(),
+                value,
+            }),
         }
     }
 
@@ -205,11 +227,20 @@ impl Tree {
 
     /// Adds a child node and returns it (or the existing child of that name).
     pub fn add_child(&mut self, parent: NodeId, name: &str) -> NodeId {
-        if let Some(&c) = self.nodes[parent].children.iter().find(|&&c| self.nodes[c].name == name) {
+        if let Some(&c) = self.nodes[parent]
+            .children
+            .iter()
+            .find(|&&c| self.nodes[c].name == name)
+        {
             return c;
         }
         let id = self.nodes.len();
-        self.nodes.push(NodeData { name: name.to_string(), parent: Some(parent), children: Vec::new(), props: Vec::new() });
+        self.nodes.push(NodeData {
+            name: name.to_string(),
+            parent: Some(parent),
+            children: Vec::new(),
+            props: Vec::new(),
+        });
         self.nodes[parent].children.push(id);
         self.reindex();
         id
@@ -248,8 +279,12 @@ impl Tree {
     /// The node's `reg` entries as CPU physical `(base, size)`; `None` where an
     /// entry does not translate.
     pub fn reg(&self, id: NodeId) -> Vec<Option<(u64, u64)>> {
-        let Some(parent) = self.nodes[id].parent else { return Vec::new() };
-        let Some(reg) = self.prop(id, "reg") else { return Vec::new() };
+        let Some(parent) = self.nodes[id].parent else {
+            return Vec::new();
+        };
+        let Some(reg) = self.prop(id, "reg") else {
+            return Vec::new();
+        };
         let (ac, sc) = (self.address_cells(parent), self.size_cells(parent));
         reg_entries(reg, ac, sc)
             .map(|e| e.and_then(|(addr, size)| Some((self.translate(parent, addr)?, size))))
@@ -260,7 +295,13 @@ impl Tree {
     fn translate(&self, mut bus: NodeId, mut addr: u64) -> Option<u64> {
         while let Some(outer) = self.nodes[bus].parent {
             let ranges = self.prop(bus, "ranges")?;
-            addr = translate(addr, ranges, self.address_cells(bus), self.address_cells(outer), self.size_cells(bus))?;
+            addr = translate(
+                addr,
+                ranges,
+                self.address_cells(bus),
+                self.address_cells(outer),
+                self.size_cells(bus),
+            )?;
             bus = outer;
         }
         Some(addr)
@@ -271,7 +312,10 @@ impl Tree {
     pub fn interrupt_parent(&self, id: NodeId) -> Option<NodeId> {
         let mut cur = Some(id);
         while let Some(c) = cur {
-            if let Some(p) = self.prop(c, "interrupt-parent").and_then(|v| read_cells(v, 1)) {
+            if let Some(p) = self
+                .prop(c, "interrupt-parent")
+                .and_then(|v| read_cells(v, 1))
+            {
                 return self.by_phandle(p as u32);
             }
             cur = self.nodes[c].parent;
@@ -287,9 +331,13 @@ impl Tree {
             let cells = self.prop_u32s(id, "interrupts-extended");
             let mut i = 0;
             while i < cells.len() {
-                let Some(ctrl) = self.by_phandle(cells[i]) else { break };
+                let Some(ctrl) = self.by_phandle(cells[i]) else {
+                    break;
+                };
                 let n = cell_count(self.prop(ctrl, "#interrupt-cells"), 1);
-                let Some(spec) = cells.get(i + 1..i + 1 + n) else { break };
+                let Some(spec) = cells.get(i + 1..i + 1 + n) else {
+                    break;
+                };
                 out.push((ctrl, spec.to_vec()));
                 i += 1 + n;
             }
@@ -312,7 +360,9 @@ impl Tree {
         let mut out = Vec::new();
         let mut i = 0;
         while i < cells.len() {
-            let Some(provider) = self.by_phandle(cells[i]) else { break };
+            let Some(provider) = self.by_phandle(cells[i]) else {
+                break;
+            };
             out.push(provider);
             i += 1 + cell_count(self.prop(provider, cells_name), 0);
         }
@@ -337,7 +387,7 @@ impl Tree {
         let mut structs: Vec<u8> = Vec::new();
         let push32 = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_be_bytes());
         let pad = |v: &mut Vec<u8>| {
-            while v.len() % 4 != 0 {
+            while !v.len().is_multiple_of(4) {
                 v.push(0);
             }
         };
@@ -411,11 +461,18 @@ const FDT_END: u32 = 9;
 
 /// The `/memreserve/` block: `(address, size)` pairs up to the (0, 0) end.
 fn reservations(blob: &[u8]) -> Vec<(u64, u64)> {
-    let Some(off) = blob.get(16..20).and_then(|b| read_cells(b, 1)) else { return Vec::new() };
+    let Some(off) = blob.get(16..20).and_then(|b| read_cells(b, 1)) else {
+        return Vec::new();
+    };
     blob.get(off as usize..)
         .unwrap_or(&[])
         .chunks_exact(16)
-        .map(|e| (read_cells(&e[..8], 2).unwrap_or(0), read_cells(&e[8..], 2).unwrap_or(0)))
+        .map(|e| {
+            (
+                read_cells(&e[..8], 2).unwrap_or(0),
+                read_cells(&e[8..], 2).unwrap_or(0),
+            )
+        })
         .take_while(|&(a, s)| (a, s) != (0, 0))
         .take(64)
         .collect()
@@ -441,5 +498,8 @@ pub fn number_cells(value: u64, n: usize) -> Vec<u32> {
 
 /// Encodes a string (or a string list) as a property value.
 pub fn string_value(strings: &[&str]) -> Vec<u8> {
-    strings.iter().flat_map(|s| s.bytes().chain(core::iter::once(0))).collect()
+    strings
+        .iter()
+        .flat_map(|s| s.bytes().chain(core::iter::once(0)))
+        .collect()
 }

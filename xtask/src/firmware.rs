@@ -75,7 +75,9 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<PathBuf, String> {
 fn describe(toolchain: &Toolchain) -> &'static str {
     match toolchain {
         Toolchain::Prebuilt => "prebuilt core from the active toolchain",
-        Toolchain::DebianBuildStd { .. } => "Debian rustc-web, core built from rust-web-src",
+        Toolchain::DebianBuildStd { .. } => {
+            "Debian rustc-web, core and alloc built from rust-web-src"
+        }
     }
 }
 
