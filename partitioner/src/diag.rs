@@ -150,7 +150,7 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// The closest candidate to `word` by edit distance, if close enough to be a
 /// likely typo.
 pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let limit = (word.chars().count() / 3).max(2);
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
