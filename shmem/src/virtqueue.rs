@@ -1,0 +1,821 @@
+//! Virtio split virtqueues (virtio 1.x §2.7, and the legacy contiguous `vring`
+//! layout remoteproc uses): the driver side, which owns the descriptors, and
+//! the device side, which consumes them.
+//!
+//! Layout facts (offsets, flags, the `vring_need_event` rule) are from the virtio
+//! specification and Linux `include/uapi/linux/virtio_ring.h`; the code is ours.
+//!
+//! Trust: each side treats everything the other side writes as a claim. The
+//! driver never reads its own descriptors back (a device could have rewritten
+//! them); it keeps a private shadow of each chain. The device copies each
+//! descriptor out once and checks index, address, length, flags and chain length
+//! before use. Every violation is a [`RingError`]; after one, the caller should
+//! stop using the queue until the link is reset.
+//!
+//! Barriers (each call site names which of these it is):
+//! - **publish**: `fence(Release)` between writing ring entries (descriptors,
+//!   `avail.ring[]` / `used.ring[]`) and the index store that hands them over, so
+//!   a peer that sees the new index sees the entries (VSPEC 2.7.13 step 3).
+//! - **consume**: `fence(Acquire)` between reading the peer's index and reading
+//!   the entries and buffers it covers (the mirror of *publish*).
+//! - **notify-check**: `fence(SeqCst)` between storing our index and reading the
+//!   peer's suppression word (`flags` / event index), and on the other side
+//!   between re-enabling notifications and re-reading the index. Without it both
+//!   sides could read stale values (a store-load reorder) and each decide not to
+//!   notify / not to look: a lost wake-up (VSPEC 2.7.13 step 5).
+//!
+//! On aarch64 these are `dmb ish` variants, enough for cores in one
+//! inner-shareable domain (all Cortex-A cores of one SoC). A doorbell write
+//! additionally needs `dsb` (see `doorbell`); a non-coherent peer additionally
+//! needs the window's cache hook, which the rings call around every access.
+
+use crate::sync::{fence, Ordering};
+use crate::window::{Window, WindowError};
+use core::fmt;
+
+/// Descriptor flag: the chain continues at `next` (`VRING_DESC_F_NEXT`).
+pub const DESC_F_NEXT: u16 = 1;
+/// Descriptor flag: the device writes this buffer (`VRING_DESC_F_WRITE`).
+pub const DESC_F_WRITE: u16 = 2;
+/// Descriptor flag: the buffer is a table of descriptors (`VRING_DESC_F_INDIRECT`).
+pub const DESC_F_INDIRECT: u16 = 4;
+/// `avail.flags` bit: the driver asks not to be interrupted (`VRING_AVAIL_F_NO_INTERRUPT`).
+pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// `used.flags` bit: the device asks not to be notified (`VRING_USED_F_NO_NOTIFY`).
+pub const USED_F_NO_NOTIFY: u16 = 1;
+/// Feature bit number of `VIRTIO_F_INDIRECT_DESC`.
+pub const F_INDIRECT_DESC: u32 = 28;
+/// Feature bit number of `VIRTIO_F_EVENT_IDX` (`VIRTIO_RING_F_EVENT_IDX`).
+pub const F_EVENT_IDX: u32 = 29;
+/// Largest queue size the 16-bit indices allow.
+pub const MAX_QUEUE_SIZE: u16 = 32768;
+/// Size of one descriptor in bytes.
+pub const DESCRIPTOR_SIZE: usize = 16;
+/// Longest descriptor chain the device side accepts. The spec allows up to the
+/// queue size; rpmsg uses 1 and the AVPS devices at most 3, and a fixed bound
+/// keeps a [`Chain`] allocation-free.
+pub const MAX_CHAIN: usize = 8;
+
+/// Offsets of the fields of one descriptor (`struct vring_desc`, 16 bytes).
+pub mod desc {
+    /// `le64 addr`: the buffer's bus address.
+    pub const ADDR: usize = 0;
+    /// `le32 len`.
+    pub const LEN: usize = 8;
+    /// `le16 flags`.
+    pub const FLAGS: usize = 12;
+    /// `le16 next`.
+    pub const NEXT: usize = 14;
+}
+
+/// The notification rule with `VIRTIO_F_EVENT_IDX`: having moved an index from
+/// `old` to `new`, notify iff the peer's event index was passed
+/// (`vring_need_event` in the spec and Linux `virtio_ring.h`).
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+/// A ring whose contents broke the protocol, or a call that would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingError {
+    /// The geometry does not fit: size not a power of two, too large for the
+    /// queue's capacity, misaligned, or the ring does not fit in the window.
+    Layout,
+    /// `avail.idx` claims more new entries than the queue can hold.
+    AvailIndex {
+        /// Index the driver published.
+        idx: u16,
+        /// Last index this device consumed.
+        seen: u16,
+    },
+    /// `used.idx` claims more completions than chains outstanding.
+    UsedIndex {
+        /// Index the device published.
+        idx: u16,
+        /// Last index this driver consumed.
+        seen: u16,
+    },
+    /// A head or `next` index is not below the queue size.
+    DescriptorIndex(u32),
+    /// A used element names a chain this driver does not have outstanding.
+    UsedId(u32),
+    /// A used element claims more bytes written than the chain could take.
+    UsedLength {
+        /// Length the device reported.
+        len: u32,
+        /// Device-writable bytes in the chain.
+        capacity: u32,
+    },
+    /// A chain longer than the queue size or [`MAX_CHAIN`] (or a loop).
+    ChainTooLong,
+    /// An indirect descriptor; not negotiated, so not accepted.
+    Indirect,
+    /// A device-readable descriptor after a device-writable one.
+    ReadableAfterWritable,
+    /// A chain whose total length overflows 32 bits.
+    ChainLength,
+    /// A descriptor or ring access outside the window.
+    Window(WindowError),
+    /// No free descriptors (driver) for a chain of this length: back-pressure,
+    /// not a protocol error.
+    Full,
+    /// An empty chain was offered.
+    EmptyChain,
+}
+
+impl From<WindowError> for RingError {
+    fn from(e: WindowError) -> Self {
+        Self::Window(e)
+    }
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Layout => f.write_str("ring geometry does not fit"),
+            Self::AvailIndex { idx, seen } => {
+                write!(f, "avail.idx {idx} is out of range (consumed {seen})")
+            }
+            Self::UsedIndex { idx, seen } => {
+                write!(f, "used.idx {idx} is out of range (consumed {seen})")
+            }
+            Self::DescriptorIndex(i) => write!(f, "descriptor index {i} is out of range"),
+            Self::UsedId(i) => write!(f, "used id {i} is not outstanding"),
+            Self::UsedLength { len, capacity } => write!(f, "used length {len} exceeds {capacity}"),
+            Self::ChainTooLong => f.write_str("descriptor chain too long or looping"),
+            Self::Indirect => f.write_str("indirect descriptor not negotiated"),
+            Self::ReadableAfterWritable => f.write_str("readable descriptor after a writable one"),
+            Self::ChainLength => f.write_str("chain length overflows"),
+            Self::Window(e) => write!(f, "{e}"),
+            Self::Full => f.write_str("no free descriptors"),
+            Self::EmptyChain => f.write_str("empty chain"),
+        }
+    }
+}
+
+impl RingError {
+    /// Whether the error means the peer broke the protocol (as opposed to
+    /// back-pressure or a local misuse that touched nothing shared).
+    pub fn is_protocol_violation(&self) -> bool {
+        !matches!(self, Self::Full | Self::EmptyChain)
+    }
+}
+
+/// Where the three parts of one split virtqueue lie, as offsets in a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingLayout {
+    /// Queue size (number of descriptors), a power of two.
+    pub size: u16,
+    /// Offset of the descriptor table (16-byte aligned).
+    pub desc: usize,
+    /// Offset of the available ring (2-byte aligned).
+    pub avail: usize,
+    /// Offset of the used ring (4-byte aligned).
+    pub used: usize,
+}
+
+fn align_up(v: usize, align: usize) -> Option<usize> {
+    Some(v.checked_add(align - 1)? & !(align - 1))
+}
+
+impl RingLayout {
+    /// The legacy contiguous layout at `offset` (Linux `vring_init(vr, num, p,
+    /// align)`): descriptors, then the available ring with `used_event`, then
+    /// the used ring at the next multiple of `align`. `align` is measured on
+    /// the peer's bus address, so `offset` must be `align`-aligned there too.
+    pub fn legacy(
+        window: &Window<'_>,
+        offset: usize,
+        size: u16,
+        align: usize,
+    ) -> Result<Self, RingError> {
+        if !align.is_power_of_two() || align < 4 {
+            return Err(RingError::Layout);
+        }
+        if !window.bus_address_of(offset).is_multiple_of(align as u64) {
+            return Err(RingError::Layout);
+        }
+        let n = usize::from(size);
+        let avail = offset + DESCRIPTOR_SIZE * n;
+        let used =
+            offset + align_up(DESCRIPTOR_SIZE * n + 2 * (3 + n), align).ok_or(RingError::Layout)?;
+        let layout = Self {
+            size,
+            desc: offset,
+            avail,
+            used,
+        };
+        layout.check(window)?;
+        Ok(layout)
+    }
+
+    /// Bytes the legacy layout occupies (Linux `vring_size(num, align)`).
+    pub fn legacy_size(size: u16, align: usize) -> usize {
+        let n = usize::from(size);
+        align_up(DESCRIPTOR_SIZE * n + 2 * (3 + n), align).unwrap_or(usize::MAX) + 6 + 8 * n
+    }
+
+    /// A modern layout with the three parts placed independently.
+    pub fn split(
+        window: &Window<'_>,
+        size: u16,
+        desc: usize,
+        avail: usize,
+        used: usize,
+    ) -> Result<Self, RingError> {
+        let layout = Self {
+            size,
+            desc,
+            avail,
+            used,
+        };
+        layout.check(window)?;
+        Ok(layout)
+    }
+
+    /// Checks size, alignment and that every part lies inside `window`.
+    pub fn check(&self, window: &Window<'_>) -> Result<(), RingError> {
+        let n = usize::from(self.size);
+        if !self.size.is_power_of_two() || self.size > MAX_QUEUE_SIZE {
+            return Err(RingError::Layout);
+        }
+        if !self.desc.is_multiple_of(16)
+            || !self.avail.is_multiple_of(2)
+            || !self.used.is_multiple_of(4)
+        {
+            return Err(RingError::Layout);
+        }
+        let fits =
+            |off: usize, len: usize| off.checked_add(len).is_some_and(|end| end <= window.len());
+        if !fits(self.desc, 16 * n) || !fits(self.avail, 6 + 2 * n) || !fits(self.used, 6 + 8 * n) {
+            return Err(RingError::Layout);
+        }
+        Ok(())
+    }
+
+    fn avail_flags(&self) -> usize {
+        self.avail
+    }
+    fn avail_idx(&self) -> usize {
+        self.avail + 2
+    }
+    fn avail_ring(&self, idx: u16) -> usize {
+        self.avail + 4 + 2 * usize::from(idx & (self.size - 1))
+    }
+    fn used_event(&self) -> usize {
+        self.avail + 4 + 2 * usize::from(self.size)
+    }
+    fn used_flags(&self) -> usize {
+        self.used
+    }
+    fn used_idx(&self) -> usize {
+        self.used + 2
+    }
+    fn used_elem(&self, idx: u16) -> usize {
+        self.used + 4 + 8 * usize::from(idx & (self.size - 1))
+    }
+    fn avail_event(&self) -> usize {
+        self.used + 4 + 8 * usize::from(self.size)
+    }
+    fn descriptor(&self, i: u16) -> usize {
+        self.desc + DESCRIPTOR_SIZE * usize::from(i)
+    }
+}
+
+/// How the queues decide whether to notify the peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Notification {
+    /// `VIRTIO_F_EVENT_IDX` was negotiated: use `used_event` / `avail_event`.
+    pub event_idx: bool,
+    /// Device side only: notify after every used entry even when the driver set
+    /// `VRING_AVAIL_F_NO_INTERRUPT`. rpmsg-lite's master sets that flag on both
+    /// rings at init and never clears it, yet relies on being interrupted.
+    pub ignore_no_interrupt: bool,
+}
+
+/// One buffer of a chain the driver offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Bus address of the buffer.
+    pub addr: u64,
+    /// Length in bytes.
+    pub len: u32,
+    /// The device writes it (else reads it).
+    pub device_writable: bool,
+}
+
+/// A chain the device returned: the token the driver gave with it, and the
+/// number of bytes the device says it wrote (checked against the chain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Used {
+    /// Head descriptor index.
+    pub head: u16,
+    /// The driver's token for the chain (see [`DriverQueue::add`]).
+    pub token: u16,
+    /// Bytes written by the device, at most the chain's writable capacity.
+    pub len: u32,
+}
+
+/// The driver side of one virtqueue: offers buffers, takes them back used.
+///
+/// `N` is the largest queue size this instance can track (its shadow arrays);
+/// the actual size comes from the layout.
+#[derive(Debug)]
+pub struct DriverQueue<'a, const N: usize> {
+    window: Window<'a>,
+    layout: RingLayout,
+    notification: Notification,
+    want_interrupts: bool,
+    // Private shadow of the descriptor table: free list and chain links, token
+    // and writable capacity per head. Never read back from shared memory.
+    next: [u16; N],
+    chain_len: [u16; N],
+    token: [u16; N],
+    capacity: [u32; N],
+    free_head: u16,
+    num_free: u16,
+    outstanding: u16,
+    avail_idx: u16,
+    published: u16,
+    last_used: u16,
+}
+
+impl<'a, const N: usize> DriverQueue<'a, N> {
+    /// Takes ownership of the ring at `layout`: zeroes it (the driver
+    /// initialises the ring, VSPEC 2.7 and Linux `vring_new_virtqueue`), with
+    /// interrupts wanted.
+    pub fn new(
+        window: Window<'a>,
+        layout: RingLayout,
+        notification: Notification,
+    ) -> Result<Self, RingError> {
+        layout.check(&window)?;
+        if usize::from(layout.size) > N {
+            return Err(RingError::Layout);
+        }
+        let mut q = Self {
+            window,
+            layout,
+            notification,
+            want_interrupts: true,
+            next: [0; N],
+            chain_len: [0; N],
+            token: [0; N],
+            capacity: [0; N],
+            free_head: 0,
+            num_free: 0,
+            outstanding: 0,
+            avail_idx: 0,
+            published: 0,
+            last_used: 0,
+        };
+        q.reset()?;
+        Ok(q)
+    }
+
+    /// Forgets every outstanding chain and zeroes the ring again (link reset).
+    pub fn reset(&mut self) -> Result<(), RingError> {
+        let l = self.layout;
+        let n = usize::from(l.size);
+        self.window.fill(l.desc, 16 * n, 0)?;
+        self.window.fill(l.avail, 6 + 2 * n, 0)?;
+        self.window.fill(l.used, 6 + 8 * n, 0)?;
+        for i in 0..l.size {
+            self.next[usize::from(i)] = i + 1;
+            self.chain_len[usize::from(i)] = 0;
+        }
+        self.free_head = 0;
+        self.num_free = l.size;
+        self.outstanding = 0;
+        self.avail_idx = 0;
+        self.published = 0;
+        self.last_used = 0;
+        self.want_interrupts = true;
+        self.window.clean(l.desc, 16 * n);
+        self.window.clean(l.avail, 6 + 2 * n);
+        self.window.clean(l.used, 6 + 8 * n);
+        Ok(())
+    }
+
+    /// The ring's layout.
+    pub fn layout(&self) -> RingLayout {
+        self.layout
+    }
+
+    /// Free descriptors.
+    pub fn num_free(&self) -> u16 {
+        self.num_free
+    }
+
+    /// Writes a chain's descriptors and its `avail.ring` slot; the device sees
+    /// it after [`DriverQueue::publish`]. `token` comes back with it in
+    /// [`Used`]. Device-readable segments must come first.
+    pub fn add(&mut self, chain: &[Segment], token: u16) -> Result<u16, RingError> {
+        if chain.is_empty() {
+            return Err(RingError::EmptyChain);
+        }
+        if chain.len() > usize::from(self.num_free) {
+            return Err(RingError::Full);
+        }
+        let mut writable_seen = false;
+        let mut capacity: u32 = 0;
+        for s in chain {
+            if writable_seen && !s.device_writable {
+                return Err(RingError::ReadableAfterWritable);
+            }
+            writable_seen |= s.device_writable;
+            if s.device_writable {
+                capacity = capacity.checked_add(s.len).ok_or(RingError::ChainLength)?;
+            }
+        }
+        let head = self.free_head;
+        let mut i = head;
+        for (k, s) in chain.iter().enumerate() {
+            let last = k + 1 == chain.len();
+            let at = self.layout.descriptor(i);
+            let mut flags = if s.device_writable { DESC_F_WRITE } else { 0 };
+            let next = self.next[usize::from(i)];
+            if !last {
+                flags |= DESC_F_NEXT;
+            }
+            self.window.write_u64(at + desc::ADDR, s.addr)?;
+            self.window.write_u32(at + desc::LEN, s.len)?;
+            self.window.write_u16(at + desc::FLAGS, flags)?;
+            self.window
+                .write_u16(at + desc::NEXT, if last { 0 } else { next })?;
+            self.window.clean(at, DESCRIPTOR_SIZE);
+            if !last {
+                i = next;
+            } else {
+                self.free_head = next;
+            }
+        }
+        let len = chain.len() as u16;
+        self.num_free -= len;
+        self.chain_len[usize::from(head)] = len;
+        self.token[usize::from(head)] = token;
+        self.capacity[usize::from(head)] = capacity;
+        let slot = self.layout.avail_ring(self.avail_idx);
+        self.window.write_u16(slot, head)?;
+        self.window.clean(slot, 2);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.outstanding += 1;
+        Ok(head)
+    }
+
+    /// Makes every chain added since the last publish visible to the device.
+    /// Returns whether the device asked to be notified (ring the doorbell then).
+    pub fn publish(&mut self) -> Result<bool, RingError> {
+        if self.avail_idx == self.published {
+            return Ok(false);
+        }
+        let old = self.published;
+        let new = self.avail_idx;
+        // Barrier *publish*: descriptors and avail.ring[] before avail.idx.
+        fence(Ordering::Release);
+        self.window.write_u16(self.layout.avail_idx(), new)?;
+        self.window.clean(self.layout.avail_idx(), 2);
+        self.published = new;
+        // Barrier *notify-check*: avail.idx store before the used.flags /
+        // avail_event load, or a device going to sleep is never woken.
+        fence(Ordering::SeqCst);
+        if self.notification.event_idx {
+            self.window.invalidate(self.layout.avail_event(), 2);
+            let event = self.window.read_u16(self.layout.avail_event())?;
+            Ok(need_event(event, new, old))
+        } else {
+            self.window.invalidate(self.layout.used_flags(), 2);
+            Ok(self.window.read_u16(self.layout.used_flags())? & USED_F_NO_NOTIFY == 0)
+        }
+    }
+
+    /// Whether the device has returned chains this driver has not taken yet.
+    pub fn has_used(&self) -> Result<bool, RingError> {
+        self.window.invalidate(self.layout.used_idx(), 2);
+        Ok(self.window.read_u16(self.layout.used_idx())? != self.last_used)
+    }
+
+    /// Takes back the next used chain, checked: the index must not run ahead of
+    /// what is outstanding, the id must be an outstanding head, the length must
+    /// fit the chain's writable part.
+    pub fn pop_used(&mut self) -> Result<Option<Used>, RingError> {
+        self.window.invalidate(self.layout.used_idx(), 2);
+        let idx = self.window.read_u16(self.layout.used_idx())?;
+        if idx == self.last_used {
+            return Ok(None);
+        }
+        if idx.wrapping_sub(self.last_used) > self.outstanding {
+            return Err(RingError::UsedIndex {
+                idx,
+                seen: self.last_used,
+            });
+        }
+        // Barrier *consume*: used.idx before the used element and the buffers.
+        fence(Ordering::Acquire);
+        let at = self.layout.used_elem(self.last_used);
+        self.window.invalidate(at, 8);
+        let id = self.window.read_u32(at)?;
+        let len = self.window.read_u32(at + 4)?;
+        if id >= u32::from(self.layout.size) || self.chain_len[id as usize] == 0 {
+            return Err(RingError::UsedId(id));
+        }
+        let head = id as u16;
+        let capacity = self.capacity[usize::from(head)];
+        if len > capacity {
+            return Err(RingError::UsedLength { len, capacity });
+        }
+        // Free the chain through the private shadow: its links were set by
+        // `add` and are unaffected by anything the device wrote.
+        let count = self.chain_len[usize::from(head)];
+        let mut tail = head;
+        for _ in 1..count {
+            tail = self.next[usize::from(tail)];
+        }
+        self.next[usize::from(tail)] = self.free_head;
+        self.free_head = head;
+        self.num_free += count;
+        self.chain_len[usize::from(head)] = 0;
+        self.outstanding -= 1;
+        self.last_used = self.last_used.wrapping_add(1);
+        if self.notification.event_idx && self.want_interrupts {
+            // Ask to be interrupted when the next entry is used.
+            self.window
+                .write_u16(self.layout.used_event(), self.last_used)?;
+            self.window.clean(self.layout.used_event(), 2);
+        }
+        Ok(Some(Used {
+            head,
+            token: self.token[usize::from(head)],
+            len,
+        }))
+    }
+
+    /// Asks the device for interrupts again. Returns whether used entries are
+    /// already waiting (then process them rather than wait: the device may
+    /// have completed them while interrupts were off).
+    pub fn enable_interrupts(&mut self) -> Result<bool, RingError> {
+        self.want_interrupts = true;
+        if self.notification.event_idx {
+            self.window
+                .write_u16(self.layout.used_event(), self.last_used)?;
+            self.window.clean(self.layout.used_event(), 2);
+        } else {
+            self.window.write_u16(self.layout.avail_flags(), 0)?;
+            self.window.clean(self.layout.avail_flags(), 2);
+        }
+        // Barrier *notify-check*: the flag store before re-reading used.idx.
+        fence(Ordering::SeqCst);
+        self.has_used()
+    }
+
+    /// Tells the device interrupts are not needed (advisory).
+    pub fn disable_interrupts(&mut self) -> Result<(), RingError> {
+        self.want_interrupts = false;
+        if !self.notification.event_idx {
+            self.window
+                .write_u16(self.layout.avail_flags(), AVAIL_F_NO_INTERRUPT)?;
+            self.window.clean(self.layout.avail_flags(), 2);
+        }
+        Ok(())
+    }
+}
+
+/// One buffer of a chain the device took, translated and checked: `offset ..
+/// offset + len` lies inside the window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Buffer {
+    /// Offset in the window.
+    pub offset: usize,
+    /// Length in bytes.
+    pub len: u32,
+    /// The device may write it.
+    pub device_writable: bool,
+}
+
+/// A chain the device side took from the available ring. Not `Clone`: it must
+/// be returned exactly once, through [`DeviceQueue::push_used`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Chain {
+    head: u16,
+    count: u8,
+    buffers: [Buffer; MAX_CHAIN],
+    writable: u32,
+}
+
+impl Chain {
+    /// Head descriptor index.
+    pub fn head(&self) -> u16 {
+        self.head
+    }
+    /// The chain's buffers, in order; device-readable ones first.
+    pub fn buffers(&self) -> &[Buffer] {
+        &self.buffers[..usize::from(self.count)]
+    }
+    /// Total device-writable bytes.
+    pub fn writable_len(&self) -> u32 {
+        self.writable
+    }
+}
+
+/// The device side of one virtqueue: takes offered chains, returns them used.
+#[derive(Debug)]
+pub struct DeviceQueue<'a> {
+    window: Window<'a>,
+    layout: RingLayout,
+    notification: Notification,
+    last_avail: u16,
+    used_idx: u16,
+    in_flight: u16,
+}
+
+impl<'a> DeviceQueue<'a> {
+    /// Attaches to a ring the driver initialised. The used index is taken from
+    /// the ring, not assumed 0: rpmsg-lite's master pre-fills the device's used
+    /// ring with its own TX buffers.
+    pub fn attach(
+        window: Window<'a>,
+        layout: RingLayout,
+        notification: Notification,
+    ) -> Result<Self, RingError> {
+        layout.check(&window)?;
+        let mut q = Self {
+            window,
+            layout,
+            notification,
+            last_avail: 0,
+            used_idx: 0,
+            in_flight: 0,
+        };
+        q.reset()?;
+        Ok(q)
+    }
+
+    /// Re-reads the ring's starting state (after the driver re-initialised it).
+    pub fn reset(&mut self) -> Result<(), RingError> {
+        self.window.invalidate(self.layout.used_idx(), 2);
+        self.used_idx = self.window.read_u16(self.layout.used_idx())?;
+        self.last_avail = 0;
+        self.in_flight = 0;
+        Ok(())
+    }
+
+    /// The ring's layout.
+    pub fn layout(&self) -> RingLayout {
+        self.layout
+    }
+
+    /// Whether the driver has offered chains not taken yet.
+    pub fn has_available(&self) -> Result<bool, RingError> {
+        self.window.invalidate(self.layout.avail_idx(), 2);
+        Ok(self.window.read_u16(self.layout.avail_idx())? != self.last_avail)
+    }
+
+    /// Takes the next offered chain, every descriptor copied out once and
+    /// checked (index, flags, order, address and length inside the window,
+    /// length overflow, chain length, loops).
+    pub fn pop_available(&mut self) -> Result<Option<Chain>, RingError> {
+        let size = self.layout.size;
+        self.window.invalidate(self.layout.avail_idx(), 2);
+        let idx = self.window.read_u16(self.layout.avail_idx())?;
+        if idx == self.last_avail {
+            return Ok(None);
+        }
+        // More new entries than the ring has slots, or than could be
+        // outstanding given what we still hold, is a lie.
+        if idx.wrapping_sub(self.last_avail) > size - self.in_flight.min(size) {
+            return Err(RingError::AvailIndex {
+                idx,
+                seen: self.last_avail,
+            });
+        }
+        // Barrier *consume*: avail.idx before avail.ring[], descriptors, buffers.
+        fence(Ordering::Acquire);
+        let slot = self.layout.avail_ring(self.last_avail);
+        self.window.invalidate(slot, 2);
+        let head = self.window.read_u16(slot)?;
+        if head >= size {
+            return Err(RingError::DescriptorIndex(head.into()));
+        }
+        let mut chain = Chain {
+            head,
+            count: 0,
+            buffers: [Buffer::default(); MAX_CHAIN],
+            writable: 0,
+        };
+        let mut total: u32 = 0;
+        let mut writable_seen = false;
+        let mut i = head;
+        loop {
+            // Bounded by the queue size: a chain visiting more descriptors than
+            // exist must loop.
+            if usize::from(chain.count) >= MAX_CHAIN || u16::from(chain.count) >= size {
+                return Err(RingError::ChainTooLong);
+            }
+            let at = self.layout.descriptor(i);
+            self.window.invalidate(at, DESCRIPTOR_SIZE);
+            let addr = self.window.read_u64(at + desc::ADDR)?;
+            let len = self.window.read_u32(at + desc::LEN)?;
+            let flags = self.window.read_u16(at + desc::FLAGS)?;
+            let next = self.window.read_u16(at + desc::NEXT)?;
+            if flags & DESC_F_INDIRECT != 0 {
+                return Err(RingError::Indirect);
+            }
+            let writable = flags & DESC_F_WRITE != 0;
+            if writable_seen && !writable {
+                return Err(RingError::ReadableAfterWritable);
+            }
+            writable_seen |= writable;
+            total = total.checked_add(len).ok_or(RingError::ChainLength)?;
+            let offset = self.window.offset_of(addr, len.into())?;
+            chain.buffers[usize::from(chain.count)] = Buffer {
+                offset,
+                len,
+                device_writable: writable,
+            };
+            chain.count += 1;
+            if writable {
+                chain.writable += len;
+            }
+            if flags & DESC_F_NEXT == 0 {
+                break;
+            }
+            if next >= size {
+                return Err(RingError::DescriptorIndex(next.into()));
+            }
+            i = next;
+        }
+        self.last_avail = self.last_avail.wrapping_add(1);
+        self.in_flight += 1;
+        if self.notification.event_idx {
+            // Ask to be notified when the driver publishes past this entry.
+            self.window
+                .write_u16(self.layout.avail_event(), self.last_avail)?;
+            self.window.clean(self.layout.avail_event(), 2);
+        }
+        Ok(Some(chain))
+    }
+
+    /// Returns a chain with `written` bytes written into its writable part.
+    /// Returns whether the driver should be interrupted.
+    pub fn push_used(&mut self, chain: Chain, written: u32) -> Result<bool, RingError> {
+        if written > chain.writable {
+            return Err(RingError::UsedLength {
+                len: written,
+                capacity: chain.writable,
+            });
+        }
+        let at = self.layout.used_elem(self.used_idx);
+        self.window.write_u32(at, chain.head.into())?;
+        self.window.write_u32(at + 4, written)?;
+        self.window.clean(at, 8);
+        let old = self.used_idx;
+        let new = old.wrapping_add(1);
+        // Barrier *publish*: the used element (and the bytes written into the
+        // buffer) before used.idx.
+        fence(Ordering::Release);
+        self.window.write_u16(self.layout.used_idx(), new)?;
+        self.window.clean(self.layout.used_idx(), 2);
+        self.used_idx = new;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        // Barrier *notify-check*: used.idx store before reading avail.flags /
+        // used_event.
+        fence(Ordering::SeqCst);
+        if self.notification.ignore_no_interrupt {
+            return Ok(true);
+        }
+        if self.notification.event_idx {
+            self.window.invalidate(self.layout.used_event(), 2);
+            let event = self.window.read_u16(self.layout.used_event())?;
+            Ok(need_event(event, new, old))
+        } else {
+            self.window.invalidate(self.layout.avail_flags(), 2);
+            Ok(self.window.read_u16(self.layout.avail_flags())? & AVAIL_F_NO_INTERRUPT == 0)
+        }
+    }
+
+    /// Asks the driver for notifications again. Returns whether chains are
+    /// already waiting (process them rather than wait).
+    pub fn enable_notifications(&mut self) -> Result<bool, RingError> {
+        if self.notification.event_idx {
+            self.window
+                .write_u16(self.layout.avail_event(), self.last_avail)?;
+            self.window.clean(self.layout.avail_event(), 2);
+        } else {
+            self.window.write_u16(self.layout.used_flags(), 0)?;
+            self.window.clean(self.layout.used_flags(), 2);
+        }
+        // Barrier *notify-check*: the flag store before re-reading avail.idx.
+        fence(Ordering::SeqCst);
+        self.has_available()
+    }
+
+    /// Tells the driver notifications are not needed (advisory).
+    pub fn disable_notifications(&mut self) -> Result<(), RingError> {
+        if !self.notification.event_idx {
+            self.window
+                .write_u16(self.layout.used_flags(), USED_F_NO_NOTIFY)?;
+            self.window.clean(self.layout.used_flags(), 2);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,711 @@
+//! The shared window: a bounds-checked view of memory that another partition can
+//! write at any time.
+//!
+//! This module owns all of the crate's `unsafe` code. Everything else reaches the
+//! shared memory through [`Window`]'s copy-in / copy-out accessors, which check
+//! every offset against the window before touching memory, so a value read from
+//! the peer can at worst produce an error, never an access outside the window.
+//! No method hands out a reference into the window: the peer could change the
+//! bytes under it, which Rust's aliasing rules do not allow for a `&T`.
+//!
+//! Scalar fields (ring indices, flags, descriptor words) are accessed with
+//! relaxed atomics of their natural size. On aarch64 these compile to the plain
+//! `ldr`/`str` of the right width a C peer uses, and on the host they keep two
+//! test threads sharing one window free of data races in Rust's memory model, so
+//! the barriers in `virtqueue` are what orders them, as on the hardware. Byte
+//! ranges (message payloads) are copied with volatile accesses. Registers (MMIO
+//! doorbells) are written with volatile 32-bit stores.
+//!
+//! Under `--cfg loom` the window is backed by loom's atomics instead of raw
+//! memory, so the ring protocol above it can be model-checked unchanged.
+
+use core::fmt;
+use core::marker::PhantomData;
+
+#[cfg(not(loom))]
+use core::ptr::NonNull;
+#[cfg(not(loom))]
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::Ordering;
+
+/// The unit a window is built from when it is not raw mapped memory: a heap or
+/// static array of these stands in for a shared window in tests and benchmarks.
+#[cfg(not(loom))]
+pub type Word = core::sync::atomic::AtomicU64;
+/// The unit a window is built from under loom: loom's own atomic, so the model
+/// checker sees every access.
+#[cfg(loom)]
+pub type Word = loom::sync::atomic::AtomicU64;
+
+/// Why an access to a window was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowError {
+    /// `offset .. offset + len` is not inside the window.
+    OutOfBounds {
+        /// First byte asked for, relative to the window base.
+        offset: usize,
+        /// Number of bytes asked for.
+        len: usize,
+    },
+    /// A scalar access at an offset that is not a multiple of its size.
+    Misaligned {
+        /// Offending offset, relative to the window base.
+        offset: usize,
+    },
+    /// A bus address (as a peer writes it into a descriptor) that does not
+    /// fall entirely inside the window.
+    AddressOutside {
+        /// The address the peer gave.
+        addr: u64,
+        /// The length the peer gave with it.
+        len: u64,
+    },
+    /// A raw window whose base is null or not 8-byte aligned.
+    BadBase,
+}
+
+impl fmt::Display for WindowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::OutOfBounds { offset, len } => {
+                write!(
+                    f,
+                    "{len} bytes at offset {offset:#x} are outside the window"
+                )
+            }
+            Self::Misaligned { offset } => write!(f, "misaligned access at offset {offset:#x}"),
+            Self::AddressOutside { addr, len } => {
+                write!(f, "buffer {addr:#x}+{len:#x} is outside the window")
+            }
+            Self::BadBase => f.write_str("window base is null or not 8-byte aligned"),
+        }
+    }
+}
+
+/// Cache maintenance for a window whose peer does not snoop this core's caches
+/// (for example a Cortex-M7 with its own D-cache, or a window mapped cacheable
+/// on one side and non-cacheable on the other).
+///
+/// The rings call [`Window::clean`] after writing anything the peer reads and
+/// [`Window::invalidate`] before reading anything the peer wrote. On a coherent
+/// system (all Cortex-A cores of one SoC in one inner-shareable domain, both
+/// sides mapping the window with the same attributes) leave the window without
+/// a hook: both calls are then no-ops.
+pub trait CacheMaintenance: Sync {
+    /// Write back any dirty lines covering `len` bytes at `addr` (a CPU virtual
+    /// address inside the window) to the point of coherency.
+    fn clean(&self, addr: usize, len: usize);
+    /// Discard (after writing back) any lines covering `len` bytes at `addr`, so
+    /// the next read fetches what the peer wrote.
+    fn invalidate(&self, addr: usize, len: usize);
+}
+
+/// A view of `len` bytes of shared memory, valid for `'a`.
+///
+/// `Copy`: a window is a description of a region (base, length, bus address),
+/// not an owner; every copy checks every access the same way.
+#[derive(Clone, Copy)]
+pub struct Window<'a> {
+    #[cfg(not(loom))]
+    base: NonNull<u8>,
+    #[cfg(loom)]
+    words: &'a [Word],
+    len: usize,
+    bus: u64,
+    cache: Option<&'a dyn CacheMaintenance>,
+    _region: PhantomData<&'a [Word]>,
+}
+
+// SAFETY: a `Window` only ever accesses its region through atomic or volatile
+// operations (never through references), exactly as a `&[AtomicU64]` would
+// permit; the region itself is required (by `from_words`' borrow or by
+// `from_raw`'s contract) to stay valid for `'a` on every thread.
+#[cfg(not(loom))]
+unsafe impl Send for Window<'_> {}
+// SAFETY: as for `Send`: shared use from several threads is the purpose of the
+// type and all of its accesses are atomic or volatile.
+#[cfg(not(loom))]
+unsafe impl Sync for Window<'_> {}
+
+impl fmt::Debug for Window<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Window")
+            .field("len", &self.len)
+            .field("bus", &format_args!("{:#x}", self.bus))
+            .field("coherent", &self.cache.is_none())
+            .finish()
+    }
+}
+
+impl<'a> Window<'a> {
+    /// A window over memory this program owns: a heap or static array standing
+    /// in for a shared window (tests, benchmarks, two partitions simulated by
+    /// two threads). Its bus address starts at 0; see [`Window::with_bus_address`].
+    pub fn from_words(words: &'a [Word]) -> Self {
+        Self {
+            #[cfg(not(loom))]
+            base: NonNull::from(words).cast::<u8>(),
+            #[cfg(loom)]
+            words,
+            len: words.len() * 8,
+            bus: 0,
+            cache: None,
+            _region: PhantomData,
+        }
+    }
+
+    /// A window over mapped shared memory (a carveout, a `/dev/mem` mapping).
+    ///
+    /// # Safety
+    ///
+    /// `base .. base + len` must be mapped, readable and writable for all of `'a`
+    /// and must not be accessed through Rust references by this program while
+    /// any window over it exists (the peer may write it at any time). `base`
+    /// must be 8-byte aligned (checked).
+    #[cfg(not(loom))]
+    pub unsafe fn from_raw(base: *mut u8, len: usize) -> Result<Self, WindowError> {
+        let base = NonNull::new(base).ok_or(WindowError::BadBase)?;
+        if !(base.as_ptr() as usize).is_multiple_of(8)
+            || (base.as_ptr() as usize).checked_add(len).is_none()
+        {
+            return Err(WindowError::BadBase);
+        }
+        Ok(Self {
+            base,
+            len,
+            bus: 0,
+            cache: None,
+            _region: PhantomData,
+        })
+    }
+
+    /// The same window, with the address the *peer* uses for its first byte
+    /// (the physical or device address written into descriptors and the
+    /// resource table).
+    #[must_use]
+    pub fn with_bus_address(mut self, bus: u64) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// The same window, with cache maintenance for a non-coherent peer.
+    #[must_use]
+    pub fn with_cache(mut self, cache: &'a dyn CacheMaintenance) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The peer's address of the window's first byte.
+    pub fn bus_address(&self) -> u64 {
+        self.bus
+    }
+
+    /// `len` bytes at `offset` as a window of their own (8-byte aligned offset).
+    pub fn slice(&self, offset: usize, len: usize) -> Result<Window<'a>, WindowError> {
+        self.check(offset, len, 8)?;
+        let mut sub = *self;
+        #[cfg(not(loom))]
+        {
+            // SAFETY: `check` proved `offset + len <= self.len`, so the new base
+            // stays inside (or one past the end of) the same region.
+            sub.base = unsafe { self.base.add(offset) };
+        }
+        #[cfg(loom)]
+        {
+            if len % 8 != 0 {
+                return Err(WindowError::Misaligned { offset: len });
+            }
+            sub.words = &self.words[offset / 8..(offset + len) / 8];
+        }
+        sub.len = len;
+        sub.bus = self.bus.wrapping_add(offset as u64);
+        Ok(sub)
+    }
+
+    /// The window offset of a peer-supplied bus address range, if the whole range
+    /// lies inside the window.
+    pub fn offset_of(&self, addr: u64, len: u64) -> Result<usize, WindowError> {
+        let outside = WindowError::AddressOutside { addr, len };
+        let offset = addr.checked_sub(self.bus).ok_or(outside)?;
+        let end = offset.checked_add(len).ok_or(outside)?;
+        if end > self.len as u64 {
+            return Err(outside);
+        }
+        Ok(offset as usize)
+    }
+
+    /// The peer's address of the byte at `offset`.
+    pub fn bus_address_of(&self, offset: usize) -> u64 {
+        self.bus.wrapping_add(offset as u64)
+    }
+
+    fn check(&self, offset: usize, len: usize, align: usize) -> Result<(), WindowError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => {}
+            _ => return Err(WindowError::OutOfBounds { offset, len }),
+        }
+        if !offset.is_multiple_of(align) {
+            return Err(WindowError::Misaligned { offset });
+        }
+        Ok(())
+    }
+
+    /// Write back `len` bytes at `offset` for a non-coherent peer (no-op when
+    /// coherent). Out-of-window ranges are clipped, never touched.
+    pub fn clean(&self, offset: usize, len: usize) {
+        if let Some(cache) = self.cache {
+            if let Some((addr, len)) = self.cpu_range(offset, len) {
+                cache.clean(addr, len);
+            }
+        }
+    }
+
+    /// Drop stale cached copies of `len` bytes at `offset` before reading what a
+    /// non-coherent peer wrote (no-op when coherent).
+    pub fn invalidate(&self, offset: usize, len: usize) {
+        if let Some(cache) = self.cache {
+            if let Some((addr, len)) = self.cpu_range(offset, len) {
+                cache.invalidate(addr, len);
+            }
+        }
+    }
+
+    fn cpu_range(&self, offset: usize, len: usize) -> Option<(usize, usize)> {
+        if offset >= self.len {
+            return None;
+        }
+        let len = len.min(self.len - offset);
+        #[cfg(not(loom))]
+        let base = self.base.as_ptr() as usize;
+        #[cfg(loom)]
+        let base = self.words.as_ptr() as usize;
+        Some((base + offset, len))
+    }
+}
+
+#[cfg(not(loom))]
+impl Window<'_> {
+    fn at(&self, offset: usize) -> *mut u8 {
+        // SAFETY: only called after `check`, so `offset <= self.len` and the
+        // result stays inside the region (or one past its end for empty copies).
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    /// Read one byte.
+    pub fn read_u8(&self, offset: usize) -> Result<u8, WindowError> {
+        self.check(offset, 1, 1)?;
+        // SAFETY: in bounds (checked); the region is valid for `'a`, and every
+        // access to it is atomic or volatile, so an atomic view is sound.
+        Ok(unsafe { AtomicU8::from_ptr(self.at(offset)) }.load(Ordering::Relaxed))
+    }
+
+    /// Read a little-endian `u16` at a 2-byte aligned offset.
+    pub fn read_u16(&self, offset: usize) -> Result<u16, WindowError> {
+        self.check(offset, 2, 2)?;
+        // SAFETY: in bounds and 2-byte aligned (checked; the base is 8-aligned);
+        // valid for `'a`; all accesses to the region are atomic or volatile.
+        let v = unsafe { AtomicU16::from_ptr(self.at(offset).cast()) }.load(Ordering::Relaxed);
+        Ok(u16::from_le(v))
+    }
+
+    /// Read a little-endian `u32` at a 4-byte aligned offset.
+    pub fn read_u32(&self, offset: usize) -> Result<u32, WindowError> {
+        self.check(offset, 4, 4)?;
+        // SAFETY: in bounds and 4-byte aligned (checked); valid for `'a`; all
+        // accesses to the region are atomic or volatile.
+        let v = unsafe { AtomicU32::from_ptr(self.at(offset).cast()) }.load(Ordering::Relaxed);
+        Ok(u32::from_le(v))
+    }
+
+    /// Write one byte.
+    pub fn write_u8(&self, offset: usize, value: u8) -> Result<(), WindowError> {
+        self.check(offset, 1, 1)?;
+        // SAFETY: as in `read_u8`.
+        unsafe { AtomicU8::from_ptr(self.at(offset)) }.store(value, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write a little-endian `u16` at a 2-byte aligned offset.
+    pub fn write_u16(&self, offset: usize, value: u16) -> Result<(), WindowError> {
+        self.check(offset, 2, 2)?;
+        // SAFETY: as in `read_u16`.
+        unsafe { AtomicU16::from_ptr(self.at(offset).cast()) }
+            .store(value.to_le(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write a little-endian `u32` at a 4-byte aligned offset.
+    pub fn write_u32(&self, offset: usize, value: u32) -> Result<(), WindowError> {
+        self.check(offset, 4, 4)?;
+        // SAFETY: as in `read_u32`.
+        unsafe { AtomicU32::from_ptr(self.at(offset).cast()) }
+            .store(value.to_le(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Copy `dst.len()` bytes at `offset` out of the window.
+    pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) -> Result<(), WindowError> {
+        self.check(offset, dst.len(), 1)?;
+        let src = self.at(offset);
+        let mut i = 0;
+        // Bytes up to an 8-byte boundary, then whole words, then the tail: the
+        // word loop keeps 496-byte payload copies cheap without ever reading
+        // past the checked range.
+        while i < dst.len() && !(offset + i).is_multiple_of(8) {
+            // SAFETY: `i < dst.len()`, so inside the checked range.
+            dst[i] = unsafe { src.add(i).read_volatile() };
+            i += 1;
+        }
+        while i + 8 <= dst.len() {
+            // SAFETY: `i + 8 <= dst.len()`: inside the checked range; the address
+            // is 8-byte aligned (base is 8-aligned, `offset + i` is a multiple of 8).
+            let word = unsafe { src.add(i).cast::<u64>().read_volatile() };
+            dst[i..i + 8].copy_from_slice(&word.to_ne_bytes());
+            i += 8;
+        }
+        while i < dst.len() {
+            // SAFETY: `i < dst.len()`, so inside the checked range.
+            dst[i] = unsafe { src.add(i).read_volatile() };
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Copy `src` into the window at `offset`.
+    pub fn write_bytes(&self, offset: usize, src: &[u8]) -> Result<(), WindowError> {
+        self.check(offset, src.len(), 1)?;
+        let dst = self.at(offset);
+        let mut i = 0;
+        while i < src.len() && !(offset + i).is_multiple_of(8) {
+            // SAFETY: `i < src.len()`, so inside the checked range.
+            unsafe { dst.add(i).write_volatile(src[i]) };
+            i += 1;
+        }
+        while i + 8 <= src.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&src[i..i + 8]);
+            // SAFETY: inside the checked range and 8-byte aligned (see `read_bytes`).
+            unsafe {
+                dst.add(i)
+                    .cast::<u64>()
+                    .write_volatile(u64::from_ne_bytes(word))
+            };
+            i += 8;
+        }
+        while i < src.len() {
+            // SAFETY: `i < src.len()`, so inside the checked range.
+            unsafe { dst.add(i).write_volatile(src[i]) };
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Write a 32-bit device register (a doorbell, `GICD_SGIR`, a mailbox) with
+    /// one volatile store, when this window maps a register block.
+    pub fn write_register(&self, offset: usize, value: u32) -> Result<(), WindowError> {
+        self.check(offset, 4, 4)?;
+        // SAFETY: in bounds and 4-byte aligned (checked); the mapping is valid
+        // for `'a` by construction. A register write is a single volatile store.
+        unsafe { self.at(offset).cast::<u32>().write_volatile(value) };
+        Ok(())
+    }
+}
+
+#[cfg(loom)]
+impl Window<'_> {
+    fn load_word(&self, offset: usize) -> u64 {
+        self.words[offset / 8].load(Ordering::Relaxed)
+    }
+
+    // Sub-word stores are a load and a store of the containing word. That is only
+    // sound because every 8-byte word of a ring has a single writer (driver or
+    // device), which the virtqueue layout guarantees for the fields it models.
+    fn store_bits(&self, offset: usize, bytes: usize, value: u64) {
+        let shift = (offset % 8) * 8;
+        let mask = if bytes == 8 {
+            u64::MAX
+        } else {
+            ((1u64 << (bytes * 8)) - 1) << shift
+        };
+        let word = &self.words[offset / 8];
+        let old = word.load(Ordering::Relaxed);
+        word.store((old & !mask) | ((value << shift) & mask), Ordering::Relaxed);
+    }
+
+    fn load_bits(&self, offset: usize, bytes: usize) -> u64 {
+        let shift = (offset % 8) * 8;
+        let v = self.load_word(offset) >> shift;
+        if bytes == 8 {
+            v
+        } else {
+            v & ((1u64 << (bytes * 8)) - 1)
+        }
+    }
+
+    /// Read one byte.
+    pub fn read_u8(&self, offset: usize) -> Result<u8, WindowError> {
+        self.check(offset, 1, 1)?;
+        Ok(self.load_bits(offset, 1) as u8)
+    }
+
+    /// Read a little-endian `u16`.
+    pub fn read_u16(&self, offset: usize) -> Result<u16, WindowError> {
+        self.check(offset, 2, 2)?;
+        Ok(self.load_bits(offset, 2) as u16)
+    }
+
+    /// Read a little-endian `u32`.
+    pub fn read_u32(&self, offset: usize) -> Result<u32, WindowError> {
+        self.check(offset, 4, 4)?;
+        Ok(self.load_bits(offset, 4) as u32)
+    }
+
+    /// Write one byte.
+    pub fn write_u8(&self, offset: usize, value: u8) -> Result<(), WindowError> {
+        self.check(offset, 1, 1)?;
+        self.store_bits(offset, 1, value.into());
+        Ok(())
+    }
+
+    /// Write a little-endian `u16`.
+    pub fn write_u16(&self, offset: usize, value: u16) -> Result<(), WindowError> {
+        self.check(offset, 2, 2)?;
+        self.store_bits(offset, 2, value.into());
+        Ok(())
+    }
+
+    /// Write a little-endian `u32`.
+    pub fn write_u32(&self, offset: usize, value: u32) -> Result<(), WindowError> {
+        self.check(offset, 4, 4)?;
+        self.store_bits(offset, 4, value.into());
+        Ok(())
+    }
+
+    /// Copy bytes out of the window.
+    pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) -> Result<(), WindowError> {
+        self.check(offset, dst.len(), 1)?;
+        for (i, b) in dst.iter_mut().enumerate() {
+            *b = self.load_bits(offset + i, 1) as u8;
+        }
+        Ok(())
+    }
+
+    /// Copy bytes into the window.
+    pub fn write_bytes(&self, offset: usize, src: &[u8]) -> Result<(), WindowError> {
+        self.check(offset, src.len(), 1)?;
+        for (i, b) in src.iter().enumerate() {
+            self.store_bits(offset + i, 1, (*b).into());
+        }
+        Ok(())
+    }
+
+    /// Write a 32-bit register.
+    pub fn write_register(&self, offset: usize, value: u32) -> Result<(), WindowError> {
+        self.write_u32(offset, value)
+    }
+}
+
+impl Window<'_> {
+    /// Read a little-endian `u64` at an 8-byte aligned offset (two 32-bit reads:
+    /// descriptor addresses are written by one side only and copied out once).
+    pub fn read_u64(&self, offset: usize) -> Result<u64, WindowError> {
+        self.check(offset, 8, 8)?;
+        let lo = self.read_u32(offset)?;
+        let hi = self.read_u32(offset + 4)?;
+        Ok(u64::from(lo) | (u64::from(hi) << 32))
+    }
+
+    /// Write a little-endian `u64` at an 8-byte aligned offset.
+    pub fn write_u64(&self, offset: usize, value: u64) -> Result<(), WindowError> {
+        self.check(offset, 8, 8)?;
+        self.write_u32(offset, value as u32)?;
+        self.write_u32(offset + 4, (value >> 32) as u32)
+    }
+
+    /// Set `len` bytes at `offset` to `byte`.
+    pub fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), WindowError> {
+        self.check(offset, len, 1)?;
+        let chunk = [byte; 64];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            self.write_bytes(offset + done, &chunk[..n])?;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// The few aarch64 instructions the transport needs that Rust has no safe
+/// spelling for. Each is safe to call: none touches memory Rust knows about.
+#[cfg(all(target_arch = "aarch64", not(loom)))]
+pub(crate) mod arch {
+    use core::arch::asm;
+
+    /// `dsb sy`: completes every earlier memory access before any later
+    /// instruction, so ring updates are visible before an SGI or mailbox write
+    /// that is not itself ordered by `dmb` (system register writes are not).
+    pub(crate) fn dsb_sy() {
+        // SAFETY: a barrier has no operands and no effect besides ordering.
+        unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+    }
+
+    /// Write `ICC_SGI1R_EL1` (GICv3: generate a Group 1 SGI), then `isb` so the
+    /// write takes effect before this core goes on (for example to `wfi`).
+    pub(crate) fn write_icc_sgi1r_el1(value: u64) {
+        // SAFETY: writing this register only sends an interrupt; it accesses no
+        // memory. The caller chose the target list and INTID.
+        unsafe {
+            asm!("msr S3_0_C12_C11_5, {v}", "isb", v = in(reg) value, options(nostack, preserves_flags));
+        }
+    }
+
+    /// Smallest data-cache line size in bytes (`CTR_EL0.DminLine`).
+    fn dcache_line() -> usize {
+        let ctr: u64;
+        // SAFETY: reading CTR_EL0 has no side effects (EL0-readable on Linux).
+        unsafe {
+            asm!("mrs {c}, ctr_el0", c = out(reg) ctr, options(nomem, nostack, preserves_flags))
+        };
+        4 << ((ctr >> 16) & 0xf)
+    }
+
+    /// Clean (`dc cvac`) or clean+invalidate (`dc civac`) a VA range to the
+    /// point of coherency, then `dsb sy`.
+    pub(crate) fn maintain(addr: usize, len: usize, invalidate: bool) {
+        let line = dcache_line();
+        let mut at = addr & !(line - 1);
+        let end = addr.saturating_add(len);
+        while at < end {
+            if invalidate {
+                // SAFETY: `dc civac` writes back then drops a line; the data is
+                // unchanged from the program's point of view. `at` lies in the
+                // window the caller holds.
+                unsafe { asm!("dc civac, {a}", a = in(reg) at, options(nostack, preserves_flags)) };
+            } else {
+                // SAFETY: `dc cvac` only writes a line back; no data changes.
+                unsafe { asm!("dc cvac, {a}", a = in(reg) at, options(nostack, preserves_flags)) };
+            }
+            at += line;
+        }
+        dsb_sy();
+    }
+}
+
+/// Cache maintenance by virtual address to the point of coherency (`dc cvac` /
+/// `dc civac`), for a window shared with a non-coherent peer.
+#[cfg(all(target_arch = "aarch64", not(loom)))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PointOfCoherency;
+
+#[cfg(all(target_arch = "aarch64", not(loom)))]
+impl CacheMaintenance for PointOfCoherency {
+    fn clean(&self, addr: usize, len: usize) {
+        arch::maintain(addr, len, false);
+    }
+    fn invalidate(&self, addr: usize, len: usize) {
+        arch::maintain(addr, len, true);
+    }
+}
+
+/// Complete every earlier memory access before the doorbell write that follows:
+/// `dsb sy` on aarch64 (Linux issues the same before an IPI), a sequentially
+/// consistent fence elsewhere.
+pub fn barrier_before_doorbell() {
+    #[cfg(all(target_arch = "aarch64", not(loom)))]
+    arch::dsb_sy();
+    #[cfg(not(all(target_arch = "aarch64", not(loom))))]
+    crate::sync::fence(crate::sync::Ordering::SeqCst);
+}
+
+#[cfg(all(target_arch = "aarch64", not(loom)))]
+pub(crate) use arch::write_icc_sgi1r_el1;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn words(n: usize) -> Vec<Word> {
+        (0..n).map(|_| Word::new(0)).collect()
+    }
+
+    #[test]
+    fn scalars_round_trip_little_endian() {
+        let mem = words(4);
+        let w = Window::from_words(&mem);
+        w.write_u32(4, 0x1122_3344).unwrap();
+        w.write_u16(8, 0xaabb).unwrap();
+        w.write_u64(16, 0x0102_0304_0506_0708).unwrap();
+        let mut b = [0u8; 4];
+        w.read_bytes(4, &mut b).unwrap();
+        assert_eq!(b, [0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(w.read_u16(8).unwrap(), 0xaabb);
+        assert_eq!(w.read_u64(16).unwrap(), 0x0102_0304_0506_0708);
+    }
+
+    #[test]
+    fn every_access_is_bounds_and_alignment_checked() {
+        let mem = words(2);
+        let w = Window::from_words(&mem);
+        assert_eq!(
+            w.read_u32(16),
+            Err(WindowError::OutOfBounds { offset: 16, len: 4 })
+        );
+        assert_eq!(
+            w.read_u32(14),
+            Err(WindowError::OutOfBounds { offset: 14, len: 4 })
+        );
+        assert_eq!(w.read_u16(3), Err(WindowError::Misaligned { offset: 3 }));
+        assert!(w.write_bytes(usize::MAX, &[1]).is_err());
+        assert!(w.read_bytes(10, &mut [0; 7]).is_err());
+        assert!(w.fill(0, 17, 0).is_err());
+        assert!(w.slice(8, 9).is_err());
+    }
+
+    #[test]
+    fn byte_copies_of_every_alignment_and_length() {
+        let mem = words(8);
+        let w = Window::from_words(&mem);
+        for off in 0..16 {
+            for len in 0..40 {
+                let src: Vec<u8> = (0..len).map(|i| (i * 7 + off) as u8).collect();
+                w.fill(0, 64, 0xee).unwrap();
+                w.write_bytes(off, &src).unwrap();
+                let mut dst = vec![0; len];
+                w.read_bytes(off, &mut dst).unwrap();
+                assert_eq!(src, dst);
+                if off > 0 {
+                    assert_eq!(w.read_u8(off - 1).unwrap(), 0xee);
+                }
+                assert_eq!(w.read_u8(off + len).unwrap(), 0xee);
+            }
+        }
+    }
+
+    #[test]
+    fn bus_addresses_translate_only_inside() {
+        let mem = words(16);
+        let w = Window::from_words(&mem).with_bus_address(0x8000_0000);
+        assert_eq!(w.offset_of(0x8000_0010, 16), Ok(16));
+        assert_eq!(w.offset_of(0x8000_0000, 128), Ok(0));
+        assert!(w.offset_of(0x8000_0001, 128).is_err());
+        assert!(w.offset_of(0x7fff_ffff, 1).is_err());
+        assert!(w.offset_of(u64::MAX, 2).is_err());
+        assert!(w.offset_of(0x8000_0000, u64::MAX).is_err());
+        let sub = w.slice(64, 64).unwrap();
+        assert_eq!(sub.bus_address(), 0x8000_0040);
+        sub.write_u8(0, 9).unwrap();
+        assert_eq!(w.read_u8(64).unwrap(), 9);
+    }
+}

@@ -1,0 +1,397 @@
+//! Driver and device sides of one split virtqueue over a heap window: the data
+//! path, notification suppression, and a device peer that lies.
+#![cfg(not(loom))]
+
+use proptest::prelude::*;
+use shmem::virtqueue::{
+    desc, need_event, Notification, RingError, RingLayout, Segment, AVAIL_F_NO_INTERRUPT,
+    DESC_F_NEXT, DESC_F_WRITE,
+};
+use shmem::window::Word;
+use shmem::{DeviceQueue, DriverQueue, Window};
+
+const BUS: u64 = 0x7000_0000;
+
+fn region(bytes: usize) -> Vec<Word> {
+    (0..bytes / 8).map(|_| Word::new(0)).collect()
+}
+
+fn pair<'a>(w: Window<'a>, n: Notification) -> (DriverQueue<'a, 8>, DeviceQueue<'a>, RingLayout) {
+    let layout = RingLayout::legacy(&w, 0, 8, 0x1000).unwrap();
+    let driver = DriverQueue::new(w, layout, n).unwrap();
+    let device = DeviceQueue::attach(w, layout, n).unwrap();
+    (driver, device, layout)
+}
+
+#[test]
+fn legacy_layout_matches_linux_vring_size() {
+    // Worked examples from include/uapi/linux/virtio_ring.h `vring_size`.
+    assert_eq!(RingLayout::legacy_size(2, 0x1000), 0x1016);
+    assert_eq!(RingLayout::legacy_size(256, 0x1000), 0x2806);
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let l = RingLayout::legacy(&w, 0, 256, 0x1000).unwrap();
+    assert_eq!((l.desc, l.avail, l.used), (0, 0x1000, 0x2000));
+    assert_eq!(RingLayout::legacy(&w, 0, 256, 0x1000).unwrap().size, 256);
+    assert_eq!(
+        RingLayout::legacy(&w, 0x10, 2, 0x1000),
+        Err(RingError::Layout)
+    );
+    assert_eq!(RingLayout::legacy(&w, 0, 3, 0x1000), Err(RingError::Layout));
+    assert_eq!(
+        RingLayout::legacy(&w, 0, 512, 0x1000),
+        Err(RingError::Layout)
+    );
+}
+
+#[test]
+fn need_event_follows_the_spec_example() {
+    // used_event = 0: notify after the first buffer only.
+    assert!(need_event(0, 1, 0));
+    assert!(!need_event(0, 2, 1));
+    assert!(need_event(5, 7, 3));
+    assert!(!need_event(9, 7, 3));
+    assert!(need_event(0xffff, 1, 0xfffe));
+}
+
+#[test]
+fn chains_round_trip_with_tokens_and_lengths() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, mut dev, _) = pair(w, Notification::default());
+    let buf = BUS + 0x3000;
+    let head = drv
+        .add(
+            &[
+                Segment {
+                    addr: buf,
+                    len: 16,
+                    device_writable: false,
+                },
+                Segment {
+                    addr: buf + 16,
+                    len: 100,
+                    device_writable: true,
+                },
+            ],
+            42,
+        )
+        .unwrap();
+    assert!(
+        dev.pop_available().unwrap().is_none(),
+        "not visible before publish"
+    );
+    assert!(
+        drv.publish().unwrap(),
+        "device did not suppress notifications"
+    );
+    let chain = dev.pop_available().unwrap().unwrap();
+    assert_eq!(chain.head(), head);
+    assert_eq!(chain.buffers().len(), 2);
+    assert_eq!(chain.buffers()[1].offset, 0x3010);
+    assert_eq!(chain.writable_len(), 100);
+    assert_eq!(
+        dev.push_used(chain, 101),
+        Err(RingError::UsedLength {
+            len: 101,
+            capacity: 100
+        })
+    );
+    let chain = {
+        // push_used consumed the chain on error; take a fresh one.
+        drv.add(
+            &[Segment {
+                addr: buf,
+                len: 8,
+                device_writable: true,
+            }],
+            7,
+        )
+        .unwrap();
+        drv.publish().unwrap();
+        dev.pop_available().unwrap().unwrap()
+    };
+    assert!(dev.push_used(chain, 8).unwrap());
+    assert_eq!(drv.num_free(), 5);
+    let used = drv.pop_used().unwrap().unwrap();
+    assert_eq!((used.token, used.len), (7, 8));
+    assert!(drv.pop_used().unwrap().is_none());
+}
+
+#[test]
+fn full_ring_is_back_pressure() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, _dev, _) = pair(w, Notification::default());
+    for t in 0..8 {
+        drv.add(
+            &[Segment {
+                addr: BUS,
+                len: 1,
+                device_writable: true,
+            }],
+            t,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        drv.add(
+            &[Segment {
+                addr: BUS,
+                len: 1,
+                device_writable: true
+            }],
+            9
+        ),
+        Err(RingError::Full)
+    );
+}
+
+#[test]
+fn suppression_flags_and_event_index() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let seg = [Segment {
+        addr: BUS,
+        len: 1,
+        device_writable: true,
+    }];
+    let (mut drv, mut dev, _) = pair(w, Notification::default());
+    dev.disable_notifications().unwrap();
+    drv.add(&seg, 0).unwrap();
+    assert!(!drv.publish().unwrap());
+    assert!(
+        dev.enable_notifications().unwrap(),
+        "pending work seen on re-enable"
+    );
+    drv.disable_interrupts().unwrap();
+    let c = dev.pop_available().unwrap().unwrap();
+    assert!(!dev.push_used(c, 0).unwrap());
+
+    // rpmsg-lite master: NO_INTERRUPT forever; the quirk notifies anyway.
+    let quirk = Notification {
+        event_idx: false,
+        ignore_no_interrupt: true,
+    };
+    let (mut drv, mut dev, l) = pair(w, quirk);
+    w.write_u16(l.avail, AVAIL_F_NO_INTERRUPT).unwrap();
+    drv.add(&seg, 0).unwrap();
+    drv.publish().unwrap();
+    let c = dev.pop_available().unwrap().unwrap();
+    assert!(dev.push_used(c, 0).unwrap());
+
+    // EVENT_IDX: each side asks for the next entry only.
+    let ev = Notification {
+        event_idx: true,
+        ignore_no_interrupt: false,
+    };
+    let (mut drv, mut dev, _) = pair(w, ev);
+    drv.add(&seg, 0).unwrap();
+    assert!(
+        drv.publish().unwrap(),
+        "avail_event 0: first entry notifies"
+    );
+    drv.add(&seg, 1).unwrap();
+    assert!(!drv.publish().unwrap(), "device has not consumed yet");
+    let a = dev.pop_available().unwrap().unwrap();
+    let b = dev.pop_available().unwrap().unwrap();
+    assert!(
+        dev.push_used(a, 0).unwrap(),
+        "used_event 0: first completion interrupts"
+    );
+    assert!(!dev.push_used(b, 0).unwrap(), "driver has not caught up");
+    drv.pop_used().unwrap().unwrap();
+    drv.pop_used().unwrap().unwrap();
+    drv.add(&seg, 2).unwrap();
+    assert!(
+        drv.publish().unwrap(),
+        "device asked for the entry after the ones it took"
+    );
+}
+
+#[test]
+fn rpmsg_lite_prefilled_used_ring_is_respected() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let layout = RingLayout::legacy(&w, 0, 8, 0x1000).unwrap();
+    let mut drv: DriverQueue<'_, 8> = DriverQueue::new(w, layout, Notification::default()).unwrap();
+    w.write_u16(layout.used + 2, 8).unwrap(); // master pre-placed 8 TX buffers
+    let mut dev = DeviceQueue::attach(w, layout, Notification::default()).unwrap();
+    drv.add(
+        &[Segment {
+            addr: BUS,
+            len: 4,
+            device_writable: false,
+        }],
+        0,
+    )
+    .unwrap();
+    drv.publish().unwrap();
+    let c = dev.pop_available().unwrap().unwrap();
+    dev.push_used(c, 0).unwrap();
+    assert_eq!(w.read_u16(layout.used + 2).unwrap(), 9);
+    assert_eq!(
+        w.read_u32(layout.used + 4).unwrap(),
+        0,
+        "written at slot 8 % 8"
+    );
+}
+
+/// Each way a driver can lie to the device, and each way a device can lie to
+/// the driver, is refused with the matching error.
+#[test]
+fn hostile_ring_fields_are_refused() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let offer = |drv: &mut DriverQueue<'_, 8>| {
+        drv.add(
+            &[Segment {
+                addr: BUS + 0x3000,
+                len: 64,
+                device_writable: true,
+            }],
+            0,
+        )
+        .unwrap();
+        drv.publish().unwrap();
+    };
+    type Corrupt = fn(Window<'_>, RingLayout);
+    let device_cases: &[(Corrupt, fn(&RingError) -> bool)] = &[
+        (
+            |w, l| w.write_u16(l.avail + 2, 200).unwrap(),
+            |e| matches!(e, RingError::AvailIndex { .. }),
+        ),
+        (
+            |w, l| w.write_u16(l.avail + 4, 8).unwrap(),
+            |e| *e == RingError::DescriptorIndex(8),
+        ),
+        (
+            |w, l| w.write_u64(l.desc + desc::ADDR, 0).unwrap(),
+            |e| matches!(e, RingError::Window(_)),
+        ),
+        (
+            |w, l| w.write_u32(l.desc + desc::LEN, 0x1001).unwrap(),
+            |e| matches!(e, RingError::Window(_)),
+        ),
+        (
+            |w, l| w.write_u32(l.desc + desc::LEN, u32::MAX).unwrap(),
+            |e| matches!(e, RingError::Window(_)),
+        ),
+        (
+            |w, l| w.write_u16(l.desc + desc::FLAGS, 4).unwrap(),
+            |e| *e == RingError::Indirect,
+        ),
+        (
+            |w, l| {
+                w.write_u16(l.desc + desc::FLAGS, DESC_F_NEXT | DESC_F_WRITE)
+                    .unwrap();
+                w.write_u16(l.desc + desc::NEXT, 0).unwrap();
+            },
+            |e| *e == RingError::ChainTooLong,
+        ),
+        (
+            |w, l| {
+                w.write_u16(l.desc + desc::FLAGS, DESC_F_NEXT).unwrap();
+                w.write_u16(l.desc + desc::NEXT, 9).unwrap();
+            },
+            |e| *e == RingError::DescriptorIndex(9),
+        ),
+        (
+            |w, l| {
+                w.write_u16(l.desc + desc::FLAGS, DESC_F_NEXT | DESC_F_WRITE)
+                    .unwrap();
+                w.write_u16(l.desc + desc::NEXT, 1).unwrap();
+                w.write_u64(l.desc + 16, BUS).unwrap();
+            },
+            |e| *e == RingError::ReadableAfterWritable,
+        ),
+    ];
+    for (i, (corrupt, expected)) in device_cases.iter().enumerate() {
+        let (mut drv, mut dev, l) = pair(w, Notification::default());
+        offer(&mut drv);
+        corrupt(w, l);
+        let err = dev.pop_available().expect_err("corruption accepted");
+        assert!(expected(&err), "case {i}: {err:?}");
+        assert!(err.is_protocol_violation());
+    }
+
+    let driver_cases: &[(Corrupt, fn(&RingError) -> bool)] = &[
+        (
+            |w, l| w.write_u16(l.used + 2, 2).unwrap(),
+            |e| matches!(e, RingError::UsedIndex { .. }),
+        ),
+        (
+            |w, l| {
+                w.write_u32(l.used + 4, 5).unwrap();
+                w.write_u16(l.used + 2, 1).unwrap();
+            },
+            |e| *e == RingError::UsedId(5),
+        ),
+        (
+            |w, l| {
+                w.write_u32(l.used + 4, 0xffff).unwrap();
+                w.write_u16(l.used + 2, 1).unwrap();
+            },
+            |e| *e == RingError::UsedId(0xffff),
+        ),
+        (
+            |w, l| {
+                w.write_u32(l.used + 8, 65).unwrap();
+                w.write_u16(l.used + 2, 1).unwrap();
+            },
+            |e| {
+                matches!(
+                    e,
+                    RingError::UsedLength {
+                        len: 65,
+                        capacity: 64
+                    }
+                )
+            },
+        ),
+    ];
+    for (i, (corrupt, expected)) in driver_cases.iter().enumerate() {
+        let (mut drv, _dev, l) = pair(w, Notification::default());
+        offer(&mut drv);
+        corrupt(w, l);
+        let err = drv.pop_used().expect_err("corruption accepted");
+        assert!(expected(&err), "case {i}: {err:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever the ring memory holds, neither side panics, loops or touches
+    /// memory outside its window (guard words around the window stay intact).
+    #[test]
+    fn arbitrary_ring_contents_never_escape(
+        bytes in proptest::collection::vec(any::<u8>(), 0x1100),
+        ops in proptest::collection::vec(0u8..4, 1..40),
+    ) {
+        let mem = region(0x1200 + 0x200);
+        let guard = 0xa5a5_a5a5_a5a5_a5a5u64;
+        let whole = Window::from_words(&mem);
+        whole.fill(0, mem.len() * 8, 0xa5).unwrap();
+        let w = whole.slice(0x100, 0x1200).unwrap().with_bus_address(BUS);
+        let layout = RingLayout::legacy(&w, 0, 8, 0x1000).unwrap();
+        let mut dev = DeviceQueue::attach(w, layout, Notification { event_idx: true, ignore_no_interrupt: false }).unwrap();
+        let mut drv: DriverQueue<'_, 8> = DriverQueue::new(w, layout, Notification::default()).unwrap();
+        w.write_bytes(0, &bytes).unwrap();
+        let mut held = Vec::new();
+        for op in ops {
+            match op {
+                0 => if let Ok(Some(c)) = dev.pop_available() { held.push(c) },
+                1 => if let Some(c) = held.pop() { let _ = dev.push_used(c, 0); },
+                2 => { let _ = drv.pop_used(); }
+                _ => { let _ = drv.add(&[Segment { addr: BUS + 0x1100, len: 16, device_writable: true }], 1); let _ = drv.publish(); }
+            }
+        }
+        for (i, word) in mem.iter().enumerate() {
+            let inside = (0x100 / 8..(0x100 + 0x1200) / 8).contains(&i);
+            if !inside {
+                prop_assert_eq!(word.load(std::sync::atomic::Ordering::Relaxed), guard);
+            }
+        }
+    }
+}
