@@ -8,8 +8,10 @@
 //! watchdog and the Arm generic timer.
 //!
 //! Nothing here depends on the other crates of the workspace.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+#[cfg(feature = "std")]
+pub mod host;
 pub mod power;
 pub mod table;
 pub mod timer;

@@ -13,7 +13,9 @@ extern crate alloc;
 pub mod cells;
 pub mod diag;
 pub mod dt;
+pub mod layout;
 pub mod manifest;
 #[cfg(feature = "std")]
 pub mod parse;
+pub mod rules;
 pub mod tree;

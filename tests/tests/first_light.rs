@@ -41,7 +41,7 @@ fn boot(board_name: &str, cores: Option<u32>, memory_mib: Option<u32>) -> (Trans
         .guest_dtb(&raw)
         .expect("QEMU dumps the guest device tree");
     fdtget::normalise(&raw, &scratch.0.join("guest.dtb")).expect("dtc reads the guest tree");
-    let transcript = machine.run(DEADLINE).expect("QEMU starts");
+    let transcript = tests::qemu::run(&machine, DEADLINE).expect("QEMU starts");
     assert!(
         transcript.exited_cleanly,
         "{board_name}: the boot stage must power the machine off by itself:\n{transcript}"

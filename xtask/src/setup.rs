@@ -60,7 +60,7 @@ pub(crate) fn ensure() -> Result<Ready, String> {
         missing.arm64 = true;
     }
 
-    let cache = cache_dir()?;
+    let cache = boards::host::cache_dir()?;
     let guest_dir = cache.join("guest");
     let guest_ready = guest_dir.join(GUEST_STAMP).is_file();
 
@@ -340,20 +340,6 @@ fn source_for_suite(files: &[String], codename: &str) -> Option<(String, Option<
         }
     }
     None
-}
-
-/// Where fetched artifacts are cached.
-fn cache_dir() -> Result<PathBuf, String> {
-    let base = if let Some(dir) = std::env::var_os("AMP_CACHE_DIR") {
-        return Ok(PathBuf::from(dir));
-    } else if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
-        PathBuf::from(xdg)
-    } else if let Some(home) = std::env::var_os("HOME") {
-        PathBuf::from(home).join(".cache")
-    } else {
-        return Err("set AMP_CACHE_DIR (no HOME to cache guest artifacts under)".into());
-    };
-    Ok(base.join("amp-firmware"))
 }
 
 pub(crate) fn has_cargo_subcommand(name: &str) -> bool {

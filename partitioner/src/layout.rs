@@ -1,0 +1,77 @@
+//! Geometry of a link window: where the header, the two vrings and the rpmsg
+//! buffers go. Pure arithmetic shared by the validator (is the window big
+//! enough?), the planner and the per-partition device trees.
+//!
+//! ```text
+//! +0x0000  link header page (epoch, status, resource table)
+//! +0x1000  vring 0 (host -> remote), legacy layout, 0x1000 alignment
+//! +...     vring 1 (remote -> host)
+//! +...     rpmsg buffers: RING_ENTRIES for each direction, BUFFER_SIZE each
+//! ```
+
+/// Entries per vring: Linux's rpmsg default (512 buffers in all, half each way).
+pub const RING_ENTRIES: u64 = 256;
+/// rpmsg buffer size (16-byte header + 496-byte payload), as Linux and rpmsg-lite.
+pub const BUFFER_SIZE: u64 = 512;
+/// Vring alignment: the used ring starts on this boundary (rpmsg-lite needs 0x1000).
+pub const VRING_ALIGN: u64 = 0x1000;
+/// The header page at the start of every window.
+pub const HEADER_SIZE: u64 = 0x1000;
+
+/// Bytes of a legacy split vring of `entries` entries aligned to `align`:
+/// descriptors (16 each) and the available ring (6 + 2 per entry) then, on the
+/// next `align` boundary, the used ring (6 + 8 per entry).
+pub const fn vring_size(entries: u64, align: u64) -> u64 {
+    let avail_end = 16 * entries + 6 + 2 * entries;
+    let used = avail_end.next_multiple_of(align);
+    used + 6 + 8 * entries
+}
+
+/// Where everything sits in one window, as offsets from its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLayout {
+    /// Vring 0 (host to remote).
+    pub vring0: u64,
+    /// Vring 1 (remote to host).
+    pub vring1: u64,
+    /// First rpmsg buffer.
+    pub buffers: u64,
+    /// Bytes the layout needs in all.
+    pub needed: u64,
+}
+
+/// The layout every link window uses.
+pub const fn window_layout() -> WindowLayout {
+    let ring = vring_size(RING_ENTRIES, VRING_ALIGN).next_multiple_of(VRING_ALIGN);
+    let vring0 = HEADER_SIZE;
+    let vring1 = vring0 + ring;
+    let buffers = vring1 + ring;
+    WindowLayout {
+        vring0,
+        vring1,
+        buffers,
+        needed: buffers + 2 * RING_ENTRIES * BUFFER_SIZE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vring_size_matches_the_legacy_formula() {
+        // 256 entries, 4 KiB alignment: 4096 + 518 -> 8192, + 6 + 2048.
+        assert_eq!(vring_size(256, 0x1000), 8192 + 2054);
+        // Linux's vring_size() for 4 entries at 16: 64 + 14 = 78 -> 80, + 38.
+        assert_eq!(vring_size(4, 16), 80 + 38);
+    }
+
+    #[test]
+    fn window_layout_fits_rings_then_buffers() {
+        let l = window_layout();
+        assert_eq!(l.vring0, 0x1000);
+        assert!(l.vring1 >= l.vring0 + vring_size(RING_ENTRIES, VRING_ALIGN));
+        assert_eq!(l.needed, l.buffers + 256 * 1024);
+        assert_eq!(l.vring1 % VRING_ALIGN, 0);
+    }
+}
