@@ -5,5 +5,20 @@
 //! Built on `shmem`'s windows and virtqueues; knows nothing of boards. The C ABI
 //! for RTOS partitions, the rpmsg-lite bindings and the Linux-side bridge live in
 //! sibling crates under this folder as they arrive.
-#![no_std]
+//!
+//! - [`resource_table`]: the Linux resource table with the rpmsg vdev entry.
+//! - [`rpmsg`]: the rpmsg header and name-service wire format.
+//! - [`link`]: [`Link`], one side (host or remote) of an rpmsg link, with
+//!   endpoints, the name service, zero-copy send and receive, error counting
+//!   and reset.
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod link;
+pub mod resource_table;
+pub mod rpmsg;
+
+pub use link::{
+    Endpoint, Incoming, Link, LinkConfig, LinkError, LinkStats, MessageError, Placement, Role,
+    RxMessage, ServiceEvent, TxBuffer,
+};

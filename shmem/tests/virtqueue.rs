@@ -256,7 +256,8 @@ fn hostile_ring_fields_are_refused() {
         drv.publish().unwrap();
     };
     type Corrupt = fn(Window<'_>, RingLayout);
-    let device_cases: &[(Corrupt, fn(&RingError) -> bool)] = &[
+    type Expect = fn(&RingError) -> bool;
+    let device_cases: &[(Corrupt, Expect)] = &[
         (
             |w, l| w.write_u16(l.avail + 2, 200).unwrap(),
             |e| matches!(e, RingError::AvailIndex { .. }),
@@ -315,7 +316,7 @@ fn hostile_ring_fields_are_refused() {
         assert!(err.is_protocol_violation());
     }
 
-    let driver_cases: &[(Corrupt, fn(&RingError) -> bool)] = &[
+    let driver_cases: &[(Corrupt, Expect)] = &[
         (
             |w, l| w.write_u16(l.used + 2, 2).unwrap(),
             |e| matches!(e, RingError::UsedIndex { .. }),

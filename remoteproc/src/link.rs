@@ -1,0 +1,1314 @@
+//! An rpmsg link over one shared window: two vrings, the message buffers,
+//! local endpoints and the name service, in either role and either layout.
+//!
+//! Roles (rpmsg vring 0 / vring 1 use, from `virtio_rpmsg_bus.c`):
+//! - [`Role::Host`] is the virtio driver and owns the buffers (Linux, the
+//!   OpenAMP or rpmsg-lite "master"): it posts empty buffers on vring 0 to
+//!   receive into and sends on vring 1.
+//! - [`Role::Remote`] is the virtio device (OpenAMP / rpmsg-lite "remote"): it
+//!   sends by filling a buffer taken from vring 0 and receives from vring 1.
+//!
+//! Layouts: [`Placement::ResourceTable`] (the remote writes a Linux resource
+//! table, the host reads ring addresses from it and sets `DRIVER_OK`, which is
+//! what an OpenAMP remote waits for) and [`Placement::Static`] (rpmsg-lite: vring
+//! 0 at the base, vring 1 one stride later, buffers after both).
+//!
+//! Errors: anything the peer wrote that breaks the ring protocol, or a restart
+//! of the peer, breaks the link ([`LinkError::is_fatal`]); every later call
+//! returns [`LinkError::Broken`] until [`Link::reset`]. A malformed message
+//! (length, address, name-service record) is dropped and reported but the link
+//! keeps going. Every error is counted in [`LinkStats`]. No call loops more than
+//! a queue's size; nothing allocates.
+//!
+//! Zero copy: [`Link::alloc_tx`] lends a [`TxBuffer`] to fill in place and
+//! [`Link::send_buffer`] sends it; [`Link::receive`] returns an [`RxMessage`],
+//! a guard whose accessors copy out of the buffer (never a reference into
+//! it), given back with [`Link::release`].
+
+use crate::resource_table::{self, status, RpmsgDevice, TableError, TableSpec};
+use crate::rpmsg::{self, header, ns};
+use core::fmt;
+use shmem::header::{Side, WindowHeader};
+use shmem::virtqueue::{Notification, RingLayout, Segment, F_EVENT_IDX};
+use shmem::{Chain, DeviceQueue, Doorbell, DriverQueue, RingError, Window, WindowError};
+
+/// Which end of the link this side is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The virtio driver: owns the rings and buffers (rpmsg host / master).
+    Host,
+    /// The virtio device: uses the host's buffers (rpmsg remote).
+    Remote,
+}
+
+/// Where rings and buffers lie in the window (offsets from the window base).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Linux / OpenAMP: a resource table at `table` (at most `table_len`
+    /// bytes). The remote writes it, placing the vrings at `vrings`; the host
+    /// takes the ring addresses, sizes and alignment from the table (checked).
+    /// Buffers (2 x queue size) start at `buffers` (Linux's `vdev0buffer`).
+    ResourceTable {
+        /// Offset of the table.
+        table: usize,
+        /// Bytes reserved for the table.
+        table_len: usize,
+        /// Offsets of vring 0 and vring 1 (used by the remote to write the table).
+        vrings: [usize; 2],
+        /// Offset of the first buffer.
+        buffers: usize,
+    },
+    /// rpmsg-lite: vring 0 at `base`, vring 1 at `base + stride`, buffers at
+    /// `base + 2 * stride` (rpmsg-lite's `VRING_SIZE` is the stride, 0x8000).
+    Static {
+        /// Offset of vring 0.
+        base: usize,
+        /// Distance between the vrings (`VRING_SIZE`).
+        stride: usize,
+    },
+}
+
+/// How a link is set up. Both sides must agree on everything but `role`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// This side's role.
+    pub role: Role,
+    /// Where rings and buffers lie.
+    pub placement: Placement,
+    /// Queue size of each vring, which is also the number of buffers per
+    /// direction (taken from the table on a resource-table host).
+    pub queue_size: u16,
+    /// Legacy vring alignment (0x1000 for every peer we know).
+    pub align: usize,
+    /// Buffer size, header included (512 for every peer we know).
+    pub buffer_size: usize,
+    /// Offer (remote) or accept (host) `VIRTIO_F_EVENT_IDX`. Never with
+    /// rpmsg-lite, which does not implement it.
+    pub event_idx: bool,
+    /// Remote only: notify even when the host set `NO_INTERRUPT` (needed with an
+    /// rpmsg-lite master, which never clears it).
+    pub ignore_no_interrupt: bool,
+    /// Use the name service (`VIRTIO_RPMSG_F_NS`, address 53).
+    pub name_service: bool,
+    /// Offset of our window header (epochs), when both sides are ours.
+    pub header: Option<usize>,
+    /// Host only: until the remote shows it is alive, re-kick vring 0 every
+    /// this many calls to [`Link::poll`] / [`Link::receive`] (an rpmsg-lite
+    /// remote misses a kick sent before it initialised). 0 = never re-kick.
+    pub renotify_interval: u32,
+}
+
+impl LinkConfig {
+    /// rpmsg-lite's static layout at `base`: 0x8000 stride, 0x1000 alignment,
+    /// 512-byte buffers, `buffers` per direction, no event index; a remote
+    /// ignores `NO_INTERRUPT`.
+    pub fn rpmsg_lite(role: Role, base: usize, buffers: u16) -> Self {
+        Self {
+            role,
+            placement: Placement::Static {
+                base,
+                stride: 0x8000,
+            },
+            queue_size: buffers,
+            align: 0x1000,
+            buffer_size: rpmsg::BUFFER_SIZE,
+            event_idx: false,
+            ignore_no_interrupt: role == Role::Remote,
+            name_service: true,
+            header: None,
+            renotify_interval: 64,
+        }
+    }
+
+    /// A Linux / OpenAMP style link with a resource table.
+    pub fn resource_table(
+        role: Role,
+        table: usize,
+        vrings: [usize; 2],
+        buffers: usize,
+        queue_size: u16,
+    ) -> Self {
+        Self {
+            role,
+            placement: Placement::ResourceTable {
+                table,
+                table_len: resource_table::TABLE_SIZE,
+                vrings,
+                buffers,
+            },
+            queue_size,
+            align: 0x1000,
+            buffer_size: rpmsg::BUFFER_SIZE,
+            event_idx: false,
+            ignore_no_interrupt: false,
+            name_service: true,
+            header: None,
+            renotify_interval: 64,
+        }
+    }
+}
+
+/// A malformed message: dropped, counted, the link goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageError {
+    /// The header's payload length does not fit the buffer.
+    Length {
+        /// Claimed payload length.
+        len: u16,
+        /// Room in the buffer.
+        room: u32,
+    },
+    /// Source or destination is `RPMSG_ADDR_ANY`.
+    Address {
+        /// Source address.
+        src: u32,
+        /// Destination address.
+        dst: u32,
+    },
+    /// A buffer shorter than the rpmsg header, or a TX buffer the host did not
+    /// mark device-writable.
+    Buffer,
+    /// A name-service message of the wrong size or with an invalid address.
+    NameService,
+}
+
+/// Why a link call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkError {
+    /// The peer broke the ring protocol (fatal).
+    Ring(RingError),
+    /// The peer's resource table is unusable (the link stays down).
+    Table(TableError),
+    /// A malformed message was dropped (not fatal).
+    Message(MessageError),
+    /// The peer restarted (its epoch changed): reset the link (fatal).
+    PeerRestarted,
+    /// The link failed earlier; call [`Link::reset`].
+    Broken,
+    /// The peer is not up yet.
+    NotReady,
+    /// The configuration does not fit the window.
+    Config,
+    /// Local misuse: address taken or invalid, no endpoint slot, payload too
+    /// long, or a buffer from before a reset.
+    Usage,
+}
+
+impl LinkError {
+    /// Whether the link is now broken and needs [`Link::reset`].
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Ring(_) | Self::PeerRestarted | Self::Broken)
+    }
+}
+
+impl From<RingError> for LinkError {
+    fn from(e: RingError) -> Self {
+        Self::Ring(e)
+    }
+}
+
+impl From<WindowError> for LinkError {
+    fn from(e: WindowError) -> Self {
+        Self::Ring(RingError::Window(e))
+    }
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ring(e) => write!(f, "ring protocol violated: {e}"),
+            Self::Table(e) => write!(f, "resource table unusable: {e:?}"),
+            Self::Message(e) => write!(f, "message dropped: {e:?}"),
+            Self::PeerRestarted => f.write_str("peer restarted"),
+            Self::Broken => f.write_str("link broken; reset it"),
+            Self::NotReady => f.write_str("peer not ready"),
+            Self::Config => f.write_str("configuration does not fit the window"),
+            Self::Usage => f.write_str("invalid call"),
+        }
+    }
+}
+
+/// Counters a link keeps (never reset, so a monitor sees totals).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages delivered to a local endpoint.
+    pub received: u64,
+    /// Ring protocol violations seen.
+    pub ring_errors: u32,
+    /// Malformed messages dropped.
+    pub message_errors: u32,
+    /// Unusable resource tables seen.
+    pub table_errors: u32,
+    /// Messages for an address with no local endpoint (dropped).
+    pub unknown_destination: u32,
+    /// Peer restarts seen.
+    pub peer_restarts: u32,
+    /// Resets of this side.
+    pub resets: u32,
+    /// Extra vring-0 kicks sent while waiting for the remote.
+    pub renotifies: u32,
+}
+
+/// A name-service record the peer sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceEvent {
+    /// Service name, NUL-padded (byte 31 is always NUL).
+    pub name: [u8; rpmsg::NAME_SIZE],
+    /// The peer endpoint offering it.
+    pub addr: u32,
+    /// Created (else destroyed).
+    pub created: bool,
+}
+
+impl ServiceEvent {
+    /// The name up to its first NUL.
+    pub fn name(&self) -> &[u8] {
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
+        &self.name[..end]
+    }
+}
+
+/// A local endpoint: an address this side receives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    addr: u32,
+}
+
+impl Endpoint {
+    /// Its address.
+    pub fn addr(&self) -> u32 {
+        self.addr
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct EndpointSlot {
+    addr: u32,
+    announced: bool,
+}
+
+#[derive(Debug)]
+enum TxSlot {
+    Host(u16),
+    Remote(Chain),
+}
+
+/// A TX buffer lent for filling in place. Give it back through
+/// [`Link::send_buffer`] or [`Link::discard_tx`]; dropping it loses the buffer
+/// until the next reset.
+#[derive(Debug)]
+pub struct TxBuffer<'a> {
+    window: Window<'a>,
+    payload: usize,
+    capacity: usize,
+    generation: u32,
+    slot: TxSlot,
+}
+
+impl TxBuffer<'_> {
+    /// Payload bytes the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Copies `bytes` into the payload at `at`.
+    pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), LinkError> {
+        if at
+            .checked_add(bytes.len())
+            .is_none_or(|end| end > self.capacity)
+        {
+            return Err(LinkError::Usage);
+        }
+        self.window.write_bytes(self.payload + at, bytes)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+enum RxSlot {
+    Host(u16),
+    Remote(Chain),
+}
+
+/// A received message still in its shared buffer. Its header was copied out
+/// and checked once; the payload is read with copying accessors (the peer
+/// could still write the buffer, so no reference into it is ever given).
+/// Give it back with [`Link::release`].
+#[derive(Debug)]
+pub struct RxMessage<'a> {
+    window: Window<'a>,
+    src: u32,
+    dst: u32,
+    len: u16,
+    payload: usize,
+    generation: u32,
+    slot: RxSlot,
+}
+
+impl RxMessage<'_> {
+    /// Sender's address.
+    pub fn src(&self) -> u32 {
+        self.src
+    }
+    /// Local endpoint it is for.
+    pub fn dst(&self) -> u32 {
+        self.dst
+    }
+    /// Payload length (checked against the buffer).
+    pub fn len(&self) -> usize {
+        self.len.into()
+    }
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Copies payload bytes from `at` into `dst` (`dst.len()` bytes).
+    pub fn read(&self, at: usize, dst: &mut [u8]) -> Result<(), LinkError> {
+        if at.checked_add(dst.len()).is_none_or(|end| end > self.len()) {
+            return Err(LinkError::Usage);
+        }
+        self.window.read_bytes(self.payload + at, dst)?;
+        Ok(())
+    }
+    /// Copies the whole payload into the start of `dst`; returns its length.
+    pub fn copy_to(&self, dst: &mut [u8]) -> Result<usize, LinkError> {
+        let n = self.len();
+        self.read(0, dst.get_mut(..n).ok_or(LinkError::Usage)?)?;
+        Ok(n)
+    }
+}
+
+/// What [`Link::receive`] found.
+#[derive(Debug)]
+pub enum Incoming<'a> {
+    /// A message for a local endpoint.
+    Message(RxMessage<'a>),
+    /// A name-service announcement or withdrawal from the peer.
+    Service(ServiceEvent),
+}
+
+#[derive(Debug)]
+enum Ends<'a, const N: usize> {
+    Down,
+    Host {
+        rx: DriverQueue<'a, N>,
+        tx: DriverQueue<'a, N>,
+        free: [u16; N],
+        free_len: usize,
+    },
+    Remote {
+        tx: DeviceQueue<'a>,
+        rx: DeviceQueue<'a>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Up,
+    Broken,
+}
+
+/// One side of an rpmsg link. `N` bounds the queue size (buffers per
+/// direction), `E` the number of local endpoints.
+#[derive(Debug)]
+pub struct Link<'a, D, const N: usize = 256, const E: usize = 16> {
+    window: Window<'a>,
+    config: LinkConfig,
+    doorbell: D,
+    state: State,
+    ends: Ends<'a, N>,
+    endpoints: [Option<EndpointSlot>; E],
+    stats: LinkStats,
+    header: Option<WindowHeader<'a>>,
+    peer_epoch: Option<u32>,
+    stale_driver_epoch: Option<u32>,
+    generation: u32,
+    answered: bool,
+    polls: u32,
+    kicked: bool,
+    vdev_entry: Option<usize>,
+    buffers: usize,
+    queue_size: u16,
+}
+
+impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
+    /// Sets up this side. A host initialises its rings and buffers now (or as
+    /// soon as the remote's resource table is valid); a remote writes its
+    /// resource table (if any) and waits for the host. Fails only if the
+    /// configuration does not fit the window; the peer's state is handled by
+    /// [`Link::poll`].
+    pub fn new(window: Window<'a>, config: LinkConfig, doorbell: D) -> Result<Self, LinkError> {
+        let buffers = match config.placement {
+            Placement::ResourceTable { buffers, .. } => buffers,
+            Placement::Static { base, stride } => base
+                .checked_add(stride.checked_mul(2).ok_or(LinkError::Config)?)
+                .ok_or(LinkError::Config)?,
+        };
+        let header = match config.header {
+            Some(at) => Some(WindowHeader::new(window, at).map_err(|_| LinkError::Config)?),
+            None => None,
+        };
+        let mut link = Self {
+            window,
+            config,
+            doorbell,
+            state: State::Waiting,
+            ends: Ends::Down,
+            endpoints: [None; E],
+            stats: LinkStats::default(),
+            header,
+            peer_epoch: None,
+            stale_driver_epoch: None,
+            generation: 0,
+            answered: false,
+            polls: 0,
+            kicked: false,
+            vdev_entry: None,
+            buffers,
+            queue_size: config.queue_size,
+        };
+        link.check_geometry(config.queue_size)?;
+        if config.role == Role::Remote {
+            link.publish_table()?;
+            if let Some(h) = link.header {
+                h.announce(Side::Device)?;
+            }
+        }
+        match link.try_bring_up() {
+            Ok(()) | Err(LinkError::NotReady) | Err(LinkError::Table(_)) => Ok(link),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    /// Whether the peer is up and the link usable.
+    pub fn is_up(&self) -> bool {
+        self.state == State::Up
+    }
+
+    /// Whether the link failed and needs [`Link::reset`].
+    pub fn is_broken(&self) -> bool {
+        self.state == State::Broken
+    }
+
+    /// The doorbell (for a benchmark or test to inspect).
+    pub fn doorbell(&mut self) -> &mut D {
+        &mut self.doorbell
+    }
+
+    /// Tells a remote that the host rang vring 0 (rpmsg-lite signals "host
+    /// ready" only that way); call it from the doorbell interrupt.
+    pub fn doorbell_rang(&mut self) {
+        self.kicked = true;
+    }
+
+    fn check_geometry(&self, queue_size: u16) -> Result<(), LinkError> {
+        let n = usize::from(queue_size);
+        if n == 0
+            || n > N
+            || !queue_size.is_power_of_two()
+            || self.config.buffer_size < rpmsg::HEADER_SIZE + 1
+        {
+            return Err(LinkError::Config);
+        }
+        let end = self
+            .buffers
+            .checked_add(2 * n * self.config.buffer_size)
+            .ok_or(LinkError::Config)?;
+        if end > self.window.len() || self.config.buffer_size > usize::from(u16::MAX) {
+            return Err(LinkError::Config);
+        }
+        if let Placement::Static { base, stride } = self.config.placement {
+            for at in [base, base + stride] {
+                let l = RingLayout::legacy(&self.window, at, queue_size, self.config.align)
+                    .map_err(|_| LinkError::Config)?;
+                if RingLayout::legacy_size(queue_size, self.config.align) > stride
+                    || l.used >= base + 2 * stride
+                {
+                    return Err(LinkError::Config);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_table(&mut self) -> Result<(), LinkError> {
+        if let Placement::ResourceTable { table, vrings, .. } = self.config.placement {
+            let mut dfeatures = 0;
+            if self.config.name_service {
+                dfeatures |= 1 << rpmsg::F_NS;
+            }
+            if self.config.event_idx {
+                dfeatures |= 1 << F_EVENT_IDX;
+            }
+            let n = u32::from(self.config.queue_size);
+            let align = self.config.align as u32;
+            let da = |at: usize| self.window.bus_address_of(at) as u32;
+            let spec = TableSpec {
+                dfeatures,
+                vrings: [(da(vrings[0]), align, n), (da(vrings[1]), align, n)],
+            };
+            resource_table::write(&self.window, table, &spec).map_err(|_| LinkError::Config)?;
+            self.vdev_entry = Some(table + resource_table::header::OFFSET + 4);
+        }
+        Ok(())
+    }
+
+    fn layouts(
+        &self,
+        queue_size: u16,
+        device: Option<&RpmsgDevice>,
+    ) -> Result<[RingLayout; 2], LinkError> {
+        let mut out = [RingLayout {
+            size: 0,
+            desc: 0,
+            avail: 0,
+            used: 0,
+        }; 2];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = match (self.config.placement, device) {
+                (Placement::Static { base, stride }, _) => RingLayout::legacy(
+                    &self.window,
+                    base + i * stride,
+                    queue_size,
+                    self.config.align,
+                )?,
+                (Placement::ResourceTable { .. }, Some(dev)) => {
+                    let v = dev.vrings[i];
+                    let at = self.window.offset_of(v.da.into(), 1)?;
+                    RingLayout::legacy(&self.window, at, v.num as u16, v.align as usize)
+                        .map_err(|_| LinkError::Table(TableError::BadVring(i as u8)))?
+                }
+                (Placement::ResourceTable { vrings, .. }, None) => {
+                    RingLayout::legacy(&self.window, vrings[i], queue_size, self.config.align)?
+                }
+            };
+        }
+        // The two rings and the buffers must not overlap each other.
+        let span = |l: &RingLayout| (l.desc, l.used + 6 + 8 * usize::from(l.size));
+        let bufs = (
+            self.buffers,
+            self.buffers + 2 * usize::from(queue_size) * self.config.buffer_size,
+        );
+        let parts = [span(&out[0]), span(&out[1]), bufs];
+        for a in 0..3 {
+            for b in a + 1..3 {
+                if parts[a].0 < parts[b].1 && parts[b].0 < parts[a].1 {
+                    return Err(match device {
+                        Some(_) => LinkError::Table(TableError::BadDevice),
+                        None => LinkError::Config,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn buffer_offset(&self, index: u16) -> usize {
+        self.buffers + usize::from(index) * self.config.buffer_size
+    }
+
+    fn try_bring_up(&mut self) -> Result<(), LinkError> {
+        match self.config.role {
+            Role::Host => self.bring_up_host(),
+            Role::Remote => self.bring_up_remote(),
+        }
+    }
+
+    fn bring_up_host(&mut self) -> Result<(), LinkError> {
+        let mut notification = Notification::default();
+        let mut device = None;
+        let mut queue_size = self.config.queue_size;
+        if let Placement::ResourceTable {
+            table, table_len, ..
+        } = self.config.placement
+        {
+            let dev = match resource_table::find_rpmsg(&self.window, table, table_len) {
+                Ok(dev) => dev,
+                Err(TableError::Version(0)) => return Err(LinkError::NotReady),
+                Err(e) => {
+                    self.stats.table_errors += 1;
+                    return Err(LinkError::Table(e));
+                }
+            };
+            if dev.vrings[0].num != dev.vrings[1].num {
+                self.stats.table_errors += 1;
+                return Err(LinkError::Table(TableError::BadVring(1)));
+            }
+            queue_size = dev.vrings[0].num as u16;
+            if let Err(e) = self.check_geometry(queue_size) {
+                self.stats.table_errors += 1;
+                let _ = e;
+                return Err(LinkError::Table(TableError::BadVring(0)));
+            }
+            notification.event_idx =
+                self.config.event_idx && dev.dfeatures & (1 << F_EVENT_IDX) != 0;
+            device = Some(dev);
+        }
+        notification.event_idx |= self.config.event_idx && device.is_none();
+        let layouts = match self.layouts(queue_size, device.as_ref()) {
+            Ok(l) => l,
+            Err(e) => {
+                if matches!(e, LinkError::Table(_)) {
+                    self.stats.table_errors += 1;
+                }
+                return Err(e);
+            }
+        };
+        let rx = DriverQueue::new(self.window, layouts[0], notification)?;
+        let tx = DriverQueue::new(self.window, layouts[1], notification)?;
+        self.queue_size = queue_size;
+        let mut free = [0u16; N];
+        for (i, f) in free.iter_mut().enumerate().take(usize::from(queue_size)) {
+            *f = queue_size + i as u16;
+        }
+        self.ends = Ends::Host {
+            rx,
+            tx,
+            free,
+            free_len: usize::from(queue_size),
+        };
+        // Post every RX buffer on vring 0, device-writable.
+        for k in 0..queue_size {
+            self.post_rx(k)?;
+        }
+        if let Ends::Host { rx, .. } = &mut self.ends {
+            rx.publish()?;
+        }
+        if let Some(dev) = device {
+            let mut g = 0;
+            if self.config.name_service && dev.dfeatures & (1 << rpmsg::F_NS) != 0 {
+                g |= 1 << rpmsg::F_NS;
+            }
+            if notification.event_idx {
+                g |= 1 << F_EVENT_IDX;
+            }
+            resource_table::accept(
+                &self.window,
+                &dev,
+                g,
+                status::ACKNOWLEDGE | status::DRIVER | status::DRIVER_OK,
+            )
+            .map_err(LinkError::Table)?;
+        }
+        if let Some(h) = self.header {
+            h.announce(Side::Driver)?;
+            self.peer_epoch = h.peer_epoch(Side::Driver)?;
+        }
+        self.answered = false;
+        self.polls = 0;
+        self.state = State::Up;
+        // "Host online": the one kick an rpmsg-lite remote waits for; repeated
+        // by `poll` until the remote answers.
+        self.doorbell.ring(0);
+        Ok(())
+    }
+
+    fn bring_up_remote(&mut self) -> Result<(), LinkError> {
+        let mut notification = Notification {
+            event_idx: false,
+            ignore_no_interrupt: self.config.ignore_no_interrupt,
+        };
+        if let Some(entry) = self.vdev_entry {
+            let (st, gfeatures) =
+                resource_table::read_status(&self.window, entry).map_err(LinkError::Table)?;
+            if st & status::DRIVER_OK == 0 || st & (status::NEEDS_RESET | status::FAILED) != 0 {
+                return Err(LinkError::NotReady);
+            }
+            notification.event_idx = self.config.event_idx && gfeatures & (1 << F_EVENT_IDX) != 0;
+        } else {
+            notification.event_idx = self.config.event_idx;
+        }
+        let layouts = self.layouts(self.config.queue_size, None)?;
+        match self.header {
+            Some(h) => {
+                let driver = h.peer_epoch(Side::Device)?;
+                if driver.is_none() || driver == self.stale_driver_epoch {
+                    return Err(LinkError::NotReady);
+                }
+                self.peer_epoch = driver;
+            }
+            None if self.vdev_entry.is_none() => {
+                // rpmsg-lite: up on the host's kick, or (polling) once the host
+                // has posted its RX buffers on vring 0.
+                self.window.invalidate(layouts[0].avail + 2, 2);
+                if !self.kicked && self.window.read_u16(layouts[0].avail + 2)? == 0 {
+                    return Err(LinkError::NotReady);
+                }
+            }
+            None => {}
+        }
+        let tx = DeviceQueue::attach(self.window, layouts[0], notification)?;
+        let rx = DeviceQueue::attach(self.window, layouts[1], notification)?;
+        self.ends = Ends::Remote { tx, rx };
+        self.state = State::Up;
+        Ok(())
+    }
+
+    fn post_rx(&mut self, k: u16) -> Result<(), LinkError> {
+        let addr = self.window.bus_address_of(self.buffer_offset(k));
+        let len = self.config.buffer_size as u32;
+        if let Ends::Host { rx, .. } = &mut self.ends {
+            rx.add(
+                &[Segment {
+                    addr,
+                    len,
+                    device_writable: true,
+                }],
+                k,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: LinkError) -> LinkError {
+        match e {
+            LinkError::Ring(r) if r.is_protocol_violation() => {
+                self.stats.ring_errors += 1;
+                self.state = State::Broken;
+            }
+            LinkError::PeerRestarted => {
+                self.stats.peer_restarts += 1;
+                self.state = State::Broken;
+            }
+            LinkError::Message(_) => self.stats.message_errors += 1,
+            _ => {}
+        }
+        e
+    }
+
+    /// Checks the link is up: brings it up if the peer became ready, notices a
+    /// peer restart, and re-kicks a silent remote.
+    fn ready(&mut self) -> Result<(), LinkError> {
+        match self.state {
+            State::Broken => return Err(LinkError::Broken),
+            State::Waiting => {
+                self.try_bring_up()?;
+            }
+            State::Up => {}
+        }
+        if let Some(h) = self.header {
+            let side = match self.config.role {
+                Role::Host => Side::Driver,
+                Role::Remote => Side::Device,
+            };
+            let now = h.peer_epoch(side).map_err(LinkError::from)?;
+            match (self.peer_epoch, now) {
+                (Some(a), Some(b)) if a != b => return Err(self.fail(LinkError::PeerRestarted)),
+                (None, Some(_)) => {
+                    self.peer_epoch = now;
+                    self.answered = true;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes progress without sending or receiving: brings the link up when
+    /// the peer is ready, takes back sent buffers, and (host) re-kicks vring 0
+    /// until the remote answers. Call it periodically when idle.
+    pub fn poll(&mut self) -> Result<(), LinkError> {
+        self.ready()?;
+        if self.config.role == Role::Host {
+            self.reclaim_tx()?;
+            if !self.answered && self.config.renotify_interval != 0 {
+                self.polls += 1;
+                if self.polls >= self.config.renotify_interval {
+                    self.polls = 0;
+                    self.stats.renotifies += 1;
+                    self.doorbell.ring(0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reclaim_tx(&mut self) -> Result<(), LinkError> {
+        let size = self.queue_size;
+        let result = if let Ends::Host {
+            tx, free, free_len, ..
+        } = &mut self.ends
+        {
+            let mut r = Ok(());
+            for _ in 0..size {
+                match tx.pop_used() {
+                    Ok(Some(u)) => {
+                        // Tokens are our own buffer indices, set by `send_buffer`.
+                        if *free_len < free.len() {
+                            free[*free_len] = u.token;
+                            *free_len += 1;
+                        }
+                        self.answered = true;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        r = Err(LinkError::Ring(e));
+                        break;
+                    }
+                }
+            }
+            r
+        } else {
+            Ok(())
+        };
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Opens a local endpoint at `addr`, or at the lowest free address from
+    /// 1024 up (Linux's dynamic range) when `None`.
+    pub fn create_endpoint(&mut self, addr: Option<u32>) -> Result<Endpoint, LinkError> {
+        let taken =
+            |a: u32, eps: &[Option<EndpointSlot>]| eps.iter().flatten().any(|s| s.addr == a);
+        let addr = match addr {
+            Some(a) => {
+                if a == rpmsg::ADDR_ANY
+                    || (self.config.name_service && a == rpmsg::NS_ADDR)
+                    || taken(a, &self.endpoints)
+                {
+                    return Err(LinkError::Usage);
+                }
+                a
+            }
+            None => (rpmsg::RESERVED_ADDRESSES..)
+                .take(E + 1)
+                .find(|a| !taken(*a, &self.endpoints))
+                .ok_or(LinkError::Usage)?,
+        };
+        let slot = self
+            .endpoints
+            .iter_mut()
+            .find(|s| s.is_none())
+            .ok_or(LinkError::Usage)?;
+        *slot = Some(EndpointSlot {
+            addr,
+            announced: false,
+        });
+        Ok(Endpoint { addr })
+    }
+
+    /// Closes a local endpoint, withdrawing its name-service announcement.
+    pub fn destroy_endpoint(&mut self, endpoint: Endpoint, name: &[u8]) -> Result<(), LinkError> {
+        let slot = self
+            .endpoints
+            .iter_mut()
+            .find(|s| s.is_some_and(|s| s.addr == endpoint.addr))
+            .ok_or(LinkError::Usage)?;
+        let announced = slot.is_some_and(|s| s.announced);
+        *slot = None;
+        if announced {
+            self.send_ns(endpoint.addr, name, rpmsg::NS_DESTROY)?;
+        }
+        Ok(())
+    }
+
+    /// Announces `endpoint` under `name` (at most 31 bytes) to the peer's name
+    /// service. Fails with `NotReady`/back-pressure like a send.
+    pub fn announce(&mut self, endpoint: Endpoint, name: &[u8]) -> Result<(), LinkError> {
+        if !self.config.name_service || name.len() >= rpmsg::NAME_SIZE {
+            return Err(LinkError::Usage);
+        }
+        self.send_ns(endpoint.addr, name, rpmsg::NS_CREATE)?;
+        if let Some(s) = self
+            .endpoints
+            .iter_mut()
+            .flatten()
+            .find(|s| s.addr == endpoint.addr)
+        {
+            s.announced = true;
+        }
+        Ok(())
+    }
+
+    fn send_ns(&mut self, addr: u32, name: &[u8], flags: u32) -> Result<(), LinkError> {
+        let msg = rpmsg::ns_message(name, addr, flags);
+        match self.send(addr, rpmsg::NS_ADDR, &msg)? {
+            true => Ok(()),
+            false => Err(LinkError::NotReady),
+        }
+    }
+
+    /// Lends a TX buffer to fill in place; `Ok(None)` when every buffer is in
+    /// flight (back-pressure: try again after the peer consumed some).
+    pub fn alloc_tx(&mut self) -> Result<Option<TxBuffer<'a>>, LinkError> {
+        self.ready()?;
+        let hdr = rpmsg::HEADER_SIZE;
+        let size = self.config.buffer_size;
+        match self.config.role {
+            Role::Host => {
+                self.reclaim_tx()?;
+                let Ends::Host { free, free_len, .. } = &mut self.ends else {
+                    return Err(LinkError::NotReady);
+                };
+                if *free_len == 0 {
+                    return Ok(None);
+                }
+                *free_len -= 1;
+                let k = free[*free_len];
+                Ok(Some(TxBuffer {
+                    window: self.window,
+                    payload: self.buffer_offset(k) + hdr,
+                    capacity: size - hdr,
+                    generation: self.generation,
+                    slot: TxSlot::Host(k),
+                }))
+            }
+            Role::Remote => {
+                let Ends::Remote { tx, .. } = &mut self.ends else {
+                    return Err(LinkError::NotReady);
+                };
+                let chain = match tx.pop_available() {
+                    Ok(Some(c)) => c,
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(self.fail(LinkError::Ring(e))),
+                };
+                let b = chain.buffers()[0];
+                if !b.device_writable || (b.len as usize) < hdr + 1 {
+                    // Give it straight back, unused.
+                    let notify = tx.push_used(chain, 0).map_err(LinkError::Ring);
+                    if let Err(e) = notify {
+                        return Err(self.fail(e));
+                    }
+                    return Err(self.fail(LinkError::Message(MessageError::Buffer)));
+                }
+                Ok(Some(TxBuffer {
+                    window: self.window,
+                    payload: b.offset + hdr,
+                    capacity: (b.len as usize).min(size) - hdr,
+                    generation: self.generation,
+                    slot: TxSlot::Remote(chain),
+                }))
+            }
+        }
+    }
+
+    /// Sends `len` payload bytes of a lent buffer from `src` to `dst`.
+    pub fn send_buffer(
+        &mut self,
+        buffer: TxBuffer<'a>,
+        src: u32,
+        dst: u32,
+        len: usize,
+    ) -> Result<(), LinkError> {
+        if buffer.generation != self.generation {
+            return Err(LinkError::Usage);
+        }
+        self.ready()?;
+        if len > buffer.capacity || src == rpmsg::ADDR_ANY || dst == rpmsg::ADDR_ANY {
+            self.discard_tx(buffer)?;
+            return Err(LinkError::Usage);
+        }
+        let at = buffer.payload - rpmsg::HEADER_SIZE;
+        let w = self.window;
+        w.write_u32(at + header::SRC, src)?;
+        w.write_u32(at + header::DST, dst)?;
+        w.write_u32(at + header::RESERVED, 0)?;
+        w.write_u16(at + header::LEN, len as u16)?;
+        w.write_u16(at + header::FLAGS, 0)?;
+        w.clean(at, rpmsg::HEADER_SIZE + len);
+        let total = (rpmsg::HEADER_SIZE + len) as u32;
+        let notify = match (&mut self.ends, buffer.slot) {
+            (Ends::Host { tx, .. }, TxSlot::Host(k)) => {
+                let seg = Segment {
+                    addr: w.bus_address_of(at),
+                    len: total,
+                    device_writable: false,
+                };
+                tx.add(&[seg], k).and_then(|_| tx.publish()).map(|n| (n, 1))
+            }
+            (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => {
+                tx.push_used(chain, total).map(|n| (n, 0))
+            }
+            _ => return Err(LinkError::Usage),
+        };
+        match notify {
+            Ok((ring, queue)) => {
+                self.stats.sent += 1;
+                if ring {
+                    self.doorbell.ring(queue);
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(LinkError::Ring(e))),
+        }
+    }
+
+    /// Gives a lent buffer back unsent.
+    pub fn discard_tx(&mut self, buffer: TxBuffer<'a>) -> Result<(), LinkError> {
+        if buffer.generation != self.generation {
+            return Ok(());
+        }
+        match (&mut self.ends, buffer.slot) {
+            (Ends::Host { free, free_len, .. }, TxSlot::Host(k)) => {
+                if *free_len < free.len() {
+                    free[*free_len] = k;
+                    *free_len += 1;
+                }
+                Ok(())
+            }
+            (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => match tx.push_used(chain, 0) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.fail(LinkError::Ring(e))),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Copies `data` into a buffer and sends it. `Ok(false)`: no buffer free
+    /// (back-pressure, nothing sent).
+    pub fn send(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<bool, LinkError> {
+        let Some(mut buffer) = self.alloc_tx()? else {
+            return Ok(false);
+        };
+        if data.len() > buffer.capacity() {
+            self.discard_tx(buffer)?;
+            return Err(LinkError::Usage);
+        }
+        buffer.write(0, data)?;
+        self.send_buffer(buffer, src, dst, data.len())?;
+        Ok(true)
+    }
+
+    /// Takes the next message for a local endpoint, or a name-service event.
+    /// Messages for unknown addresses are dropped and counted; a malformed one
+    /// is dropped and returned as [`LinkError::Message`] (not fatal).
+    pub fn receive(&mut self) -> Result<Option<Incoming<'a>>, LinkError> {
+        self.ready()?;
+        if self.config.role == Role::Host && !self.answered && self.config.renotify_interval != 0 {
+            self.poll()?;
+        }
+        for _ in 0..self.queue_size {
+            let Some((offset, room, slot)) = self.next_rx()? else {
+                return Ok(None);
+            };
+            let w = self.window;
+            w.invalidate(offset, room as usize);
+            // The header is copied out once; everything below uses the copies.
+            let mut h = [0u8; rpmsg::HEADER_SIZE];
+            w.read_bytes(offset, &mut h)?;
+            let word = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+            let src = word(header::SRC);
+            let dst = word(header::DST);
+            let len = u16::from_le_bytes([h[header::LEN], h[header::LEN + 1]]);
+            let room = room.min(self.config.buffer_size as u32) - rpmsg::HEADER_SIZE as u32;
+            let generation = self.generation;
+            let msg = RxMessage {
+                window: w,
+                src,
+                dst,
+                len,
+                payload: offset + rpmsg::HEADER_SIZE,
+                generation,
+                slot,
+            };
+            if u32::from(len) > room {
+                self.release(msg)?;
+                return Err(self.fail(LinkError::Message(MessageError::Length { len, room })));
+            }
+            if src == rpmsg::ADDR_ANY || dst == rpmsg::ADDR_ANY {
+                self.release(msg)?;
+                return Err(self.fail(LinkError::Message(MessageError::Address { src, dst })));
+            }
+            if self.config.name_service && dst == rpmsg::NS_ADDR {
+                let event = Self::parse_ns(&msg);
+                self.release(msg)?;
+                return match event {
+                    Some(e) => Ok(Some(Incoming::Service(e))),
+                    None => Err(self.fail(LinkError::Message(MessageError::NameService))),
+                };
+            }
+            if !self.endpoints.iter().flatten().any(|s| s.addr == dst) {
+                self.stats.unknown_destination += 1;
+                self.release(msg)?;
+                continue;
+            }
+            self.stats.received += 1;
+            return Ok(Some(Incoming::Message(msg)));
+        }
+        Ok(None)
+    }
+
+    fn parse_ns(msg: &RxMessage<'_>) -> Option<ServiceEvent> {
+        if msg.len() != rpmsg::NS_MESSAGE_SIZE {
+            return None;
+        }
+        let mut m = [0u8; rpmsg::NS_MESSAGE_SIZE];
+        msg.read(0, &mut m).ok()?;
+        let mut name = [0u8; rpmsg::NAME_SIZE];
+        name.copy_from_slice(&m[ns::NAME..ns::NAME + rpmsg::NAME_SIZE]);
+        name[rpmsg::NAME_SIZE - 1] = 0; // as Linux does
+        let addr = u32::from_le_bytes([
+            m[ns::ADDR],
+            m[ns::ADDR + 1],
+            m[ns::ADDR + 2],
+            m[ns::ADDR + 3],
+        ]);
+        let flags = u32::from_le_bytes([
+            m[ns::FLAGS],
+            m[ns::FLAGS + 1],
+            m[ns::FLAGS + 2],
+            m[ns::FLAGS + 3],
+        ]);
+        if addr == rpmsg::ADDR_ANY || flags > rpmsg::NS_DESTROY {
+            return None;
+        }
+        Some(ServiceEvent {
+            name,
+            addr,
+            created: flags == rpmsg::NS_CREATE,
+        })
+    }
+
+    /// The next filled RX buffer: (window offset, bytes valid, slot).
+    fn next_rx(&mut self) -> Result<Option<(usize, u32, RxSlot)>, LinkError> {
+        let hdr = rpmsg::HEADER_SIZE as u32;
+        let size = self.config.buffer_size;
+        let buffers = self.buffers;
+        let queue_size = self.queue_size;
+        let got = match &mut self.ends {
+            Ends::Host { rx, .. } => match rx.pop_used() {
+                Ok(Some(u)) => {
+                    self.answered = true;
+                    // Our own token: a buffer index below the queue size.
+                    let k = u.token.min(queue_size - 1);
+                    if u.len < hdr {
+                        Err((
+                            Some(RxSlot::Host(k)),
+                            LinkError::Message(MessageError::Buffer),
+                        ))
+                    } else {
+                        Ok(Some((
+                            buffers + usize::from(k) * size,
+                            u.len,
+                            RxSlot::Host(k),
+                        )))
+                    }
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err((None, LinkError::Ring(e))),
+            },
+            Ends::Remote { rx, .. } => match rx.pop_available() {
+                Ok(Some(chain)) => {
+                    let b = chain.buffers()[0];
+                    if b.len < hdr {
+                        Err((
+                            Some(RxSlot::Remote(chain)),
+                            LinkError::Message(MessageError::Buffer),
+                        ))
+                    } else {
+                        Ok(Some((b.offset, b.len, RxSlot::Remote(chain))))
+                    }
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err((None, LinkError::Ring(e))),
+            },
+            Ends::Down => Ok(None),
+        };
+        match got {
+            Ok(v) => Ok(v),
+            Err((Some(slot), e)) => {
+                self.recycle(slot)?;
+                Err(self.fail(e))
+            }
+            Err((None, e)) => Err(self.fail(e)),
+        }
+    }
+
+    fn recycle(&mut self, slot: RxSlot) -> Result<(), LinkError> {
+        let result = match slot {
+            RxSlot::Host(k) => {
+                self.post_rx(k)?;
+                match &mut self.ends {
+                    Ends::Host { rx, .. } => rx.publish().map(|n| (n, 0)),
+                    _ => Ok((false, 0)),
+                }
+            }
+            RxSlot::Remote(chain) => match &mut self.ends {
+                Ends::Remote { rx, .. } => rx.push_used(chain, 0).map(|n| (n, 1)),
+                _ => Ok((false, 1)),
+            },
+        };
+        match result {
+            Ok((ring, queue)) => {
+                if ring {
+                    self.doorbell.ring(queue);
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.fail(LinkError::Ring(e))),
+        }
+    }
+
+    /// Gives a received buffer back to the peer.
+    pub fn release(&mut self, message: RxMessage<'a>) -> Result<(), LinkError> {
+        if message.generation != self.generation || self.state == State::Broken {
+            // From before a reset, or the rings are no longer trusted.
+            return Ok(());
+        }
+        self.recycle(message.slot)
+    }
+
+    /// Receives everything pending, calling `on_message` for each message
+    /// (then releasing it) and `on_service` for each name-service event.
+    /// Returns how many messages were handled.
+    pub fn dispatch(
+        &mut self,
+        mut on_message: impl FnMut(&RxMessage<'a>),
+        mut on_service: impl FnMut(&ServiceEvent),
+    ) -> Result<usize, LinkError> {
+        let mut handled = 0;
+        for _ in 0..2 * usize::from(self.queue_size) {
+            match self.receive()? {
+                Some(Incoming::Message(m)) => {
+                    on_message(&m);
+                    self.release(m)?;
+                    handled += 1;
+                }
+                Some(Incoming::Service(s)) => on_service(&s),
+                None => break,
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Starts the link again after an error or a peer restart: buffers lent
+    /// out before are void. A host re-initialises its rings and announces a
+    /// new epoch; a remote announces a new epoch and waits for the host to
+    /// re-initialise (a device cannot resynchronise a ring on its own).
+    pub fn reset(&mut self) -> Result<(), LinkError> {
+        self.stats.resets += 1;
+        self.generation = self.generation.wrapping_add(1);
+        self.ends = Ends::Down;
+        self.state = State::Waiting;
+        self.kicked = false;
+        match self.config.role {
+            Role::Host => {
+                self.peer_epoch = None;
+                match self.try_bring_up() {
+                    Ok(()) | Err(LinkError::NotReady) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Role::Remote => {
+                if let Some(h) = self.header {
+                    self.stale_driver_epoch = h.peer_epoch(Side::Device)?;
+                    h.announce(Side::Device)?;
+                }
+                self.peer_epoch = None;
+                self.publish_table()?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! rpmsg wire format: the 16-byte message header and the name-service message.
+//!
+//! Facts from Linux `drivers/rpmsg/virtio_rpmsg_bus.c` (`struct rpmsg_hdr`,
+//! `struct rpmsg_ns_msg`, `RPMSG_NS_ADDR`, `MAX_RPMSG_BUF_SIZE`), OpenAMP
+//! `rpmsg_virtio.h` and NXP rpmsg-lite `rpmsg_lite.h` (`RL_BUFFER_PAYLOAD_SIZE`);
+//! all little-endian and packed.
+
+/// Name-service endpoint address (`RPMSG_NS_ADDR`).
+pub const NS_ADDR: u32 = 53;
+/// "Any address" (`RPMSG_ADDR_ANY`); never valid on the wire.
+pub const ADDR_ANY: u32 = 0xFFFF_FFFF;
+/// Addresses below this are never handed out dynamically (Linux, OpenAMP).
+pub const RESERVED_ADDRESSES: u32 = 1024;
+/// Default buffer size, header included (`MAX_RPMSG_BUF_SIZE`, rpmsg-lite
+/// `RL_BUFFER_SIZE`).
+pub const BUFFER_SIZE: usize = 512;
+/// Message header size (`sizeof(struct rpmsg_hdr)`).
+pub const HEADER_SIZE: usize = 16;
+/// Largest payload in a default buffer (rpmsg-lite `RL_BUFFER_PAYLOAD_SIZE`).
+pub const MAX_PAYLOAD: usize = BUFFER_SIZE - HEADER_SIZE;
+/// Feature bit number of `VIRTIO_RPMSG_F_NS`.
+pub const F_NS: u32 = 0;
+/// Name length in a name-service message (`RPMSG_NAME_SIZE`).
+pub const NAME_SIZE: usize = 32;
+/// Size of a name-service message (`sizeof(struct rpmsg_ns_msg)`).
+pub const NS_MESSAGE_SIZE: usize = 40;
+/// Name-service flag: a service was created (`RPMSG_NS_CREATE`).
+pub const NS_CREATE: u32 = 0;
+/// Name-service flag: a service was destroyed (`RPMSG_NS_DESTROY`).
+pub const NS_DESTROY: u32 = 1;
+
+/// Field offsets of `struct rpmsg_hdr`.
+pub mod header {
+    /// `u32 src`.
+    pub const SRC: usize = 0;
+    /// `u32 dst`.
+    pub const DST: usize = 4;
+    /// `u32 reserved` (receivers may use it as scratch; senders write 0).
+    pub const RESERVED: usize = 8;
+    /// `u16 len`: payload length.
+    pub const LEN: usize = 12;
+    /// `u16 flags`.
+    pub const FLAGS: usize = 14;
+    /// Payload.
+    pub const DATA: usize = 16;
+}
+
+/// Field offsets of `struct rpmsg_ns_msg`.
+pub mod ns {
+    /// `char name[32]`.
+    pub const NAME: usize = 0;
+    /// `u32 addr`.
+    pub const ADDR: usize = 32;
+    /// `u32 flags`.
+    pub const FLAGS: usize = 36;
+}
+
+/// Encodes a name-service message.
+pub fn ns_message(name: &[u8], addr: u32, flags: u32) -> [u8; NS_MESSAGE_SIZE] {
+    let mut m = [0u8; NS_MESSAGE_SIZE];
+    let n = name.len().min(NAME_SIZE - 1);
+    m[ns::NAME..ns::NAME + n].copy_from_slice(&name[..n]);
+    m[ns::ADDR..ns::ADDR + 4].copy_from_slice(&addr.to_le_bytes());
+    m[ns::FLAGS..ns::FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
+    m
+}

@@ -1,0 +1,582 @@
+//! One host and one remote on one heap window, driven from one thread: the
+//! protocol in both layouts and roles, the readiness handshakes, back-pressure,
+//! zero copy, and a peer that corrupts each kind of field.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use remoteproc::link::{LinkConfig, MessageError};
+use remoteproc::resource_table::{self, vdev, vring};
+use remoteproc::{Incoming, Link, LinkError, Role};
+use shmem::virtqueue::RingError;
+use shmem::Window;
+
+type L<'a> = Link<'a, Bell, 16, 4>;
+
+fn up<'a>(w: Window<'a>, host: LinkConfig, remote: LinkConfig) -> (L<'a>, L<'a>, Bell, Bell) {
+    let (hb, rb) = (Bell::default(), Bell::default());
+    let mut r = L::new(w, remote, rb.clone()).unwrap();
+    let mut h = L::new(w, host, hb.clone()).unwrap();
+    h.poll().unwrap();
+    r.poll().unwrap();
+    assert!(h.is_up() && r.is_up());
+    (h, r, hb, rb)
+}
+
+fn expect_message(link: &mut L<'_>) -> (u32, u32, Vec<u8>) {
+    match link.receive().unwrap() {
+        Some(Incoming::Message(m)) => {
+            let mut v = vec![0; m.len()];
+            m.read(0, &mut v).unwrap();
+            let out = (m.src(), m.dst(), v);
+            link.release(m).unwrap();
+            out
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+fn configs() -> Vec<(&'static str, LinkConfig, LinkConfig)> {
+    vec![
+        (
+            "resource table",
+            table_config(Role::Host, 16),
+            table_config(Role::Remote, 16),
+        ),
+        (
+            "rpmsg-lite static",
+            lite_config(Role::Host, 16),
+            lite_config(Role::Remote, 16),
+        ),
+        (
+            "ours with epochs",
+            ours(Role::Host, 16),
+            ours(Role::Remote, 16),
+        ),
+    ]
+}
+
+#[test]
+fn both_roles_talk_in_every_layout() {
+    for (name, hc, rc) in configs() {
+        let mem = region(WINDOW);
+        let w = Window::from_words(&mem).with_bus_address(BUS);
+        let (mut h, mut r, _, _) = up(w, hc, rc);
+        let he = h.create_endpoint(None).unwrap();
+        let re = r.create_endpoint(Some(30)).unwrap();
+        assert_eq!(he.addr(), 1024, "{name}");
+        r.announce(re, b"rpmsg-tty").unwrap();
+        match h.receive().unwrap() {
+            Some(Incoming::Service(s)) => {
+                assert_eq!(
+                    (s.name(), s.addr, s.created),
+                    (&b"rpmsg-tty"[..], 30, true),
+                    "{name}"
+                )
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        for i in 0..100u32 {
+            let msg = i.to_le_bytes().repeat(1 + (i as usize % 100));
+            assert!(h.send(he.addr(), re.addr(), &msg).unwrap());
+            assert_eq!(
+                expect_message(&mut r),
+                (he.addr(), re.addr(), msg.clone()),
+                "{name}"
+            );
+            assert!(r.send(re.addr(), he.addr(), &msg).unwrap());
+            assert_eq!(
+                expect_message(&mut h),
+                (re.addr(), he.addr(), msg),
+                "{name}"
+            );
+        }
+        r.destroy_endpoint(re, b"rpmsg-tty").unwrap();
+        match h.receive().unwrap() {
+            Some(Incoming::Service(s)) => assert!(!s.created && s.addr == 30, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(h.stats().received, 100);
+        assert_eq!(r.stats().sent, 102);
+        // Messages to an address nobody opened are dropped and counted.
+        assert!(h.send(he.addr(), 999, b"x").unwrap());
+        assert!(r.receive().unwrap().is_none());
+        assert_eq!(r.stats().unknown_destination, 1);
+    }
+}
+
+#[test]
+fn full_rings_are_back_pressure_not_loss() {
+    for (name, hc, rc) in configs() {
+        let mem = region(WINDOW);
+        let w = Window::from_words(&mem).with_bus_address(BUS);
+        let (mut h, mut r, _, _) = up(w, hc, rc);
+        let he = h.create_endpoint(None).unwrap();
+        let re = r.create_endpoint(None).unwrap();
+        let mut sent = 0u32;
+        while h.send(he.addr(), re.addr(), &sent.to_le_bytes()).unwrap() {
+            sent += 1;
+        }
+        assert_eq!(sent, 16, "{name}: one message per host TX buffer");
+        let mut back = 0u32;
+        while r.send(re.addr(), he.addr(), &back.to_le_bytes()).unwrap() {
+            back += 1;
+        }
+        assert_eq!(back, 16, "{name}: one message per host RX buffer");
+        for i in 0..16u32 {
+            assert_eq!(expect_message(&mut r).2, i.to_le_bytes(), "{name}");
+            assert_eq!(expect_message(&mut h).2, i.to_le_bytes(), "{name}");
+        }
+        assert!(h.send(he.addr(), re.addr(), b"again").unwrap());
+        assert!(r.send(re.addr(), he.addr(), b"again").unwrap());
+    }
+}
+
+#[test]
+fn zero_copy_fill_in_place_and_read_through_the_guard() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut h, mut r, _, _) = up(
+        w,
+        lite_config(Role::Host, 16),
+        lite_config(Role::Remote, 16),
+    );
+    let re = r.create_endpoint(Some(5)).unwrap();
+    let mut tx = h.alloc_tx().unwrap().unwrap();
+    assert_eq!(tx.capacity(), 496);
+    tx.write(0, b"head").unwrap();
+    tx.write(490, b"tail!!").unwrap();
+    assert_eq!(tx.write(491, b"tail!!"), Err(LinkError::Usage));
+    h.send_buffer(tx, 1, re.addr(), 496).unwrap();
+    let Some(Incoming::Message(m)) = r.receive().unwrap() else {
+        panic!()
+    };
+    let mut b = [0u8; 6];
+    m.read(490, &mut b).unwrap();
+    assert_eq!(&b, b"tail!!");
+    assert_eq!(m.read(491, &mut b), Err(LinkError::Usage));
+    r.release(m).unwrap();
+    // A lent buffer given back unsent is reusable.
+    let tx = r.alloc_tx().unwrap().unwrap();
+    r.discard_tx(tx).unwrap();
+    assert!(r.send(5, 1, b"ok").unwrap());
+}
+
+#[test]
+fn openamp_remote_waits_for_driver_ok_and_host_for_the_table() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    // Host first: no table yet, it waits.
+    let mut h = L::new(w, table_config(Role::Host, 16), Bell::default()).unwrap();
+    assert_eq!(h.poll(), Err(LinkError::NotReady));
+    let mut r = L::new(w, table_config(Role::Remote, 16), Bell::default()).unwrap();
+    assert_eq!(
+        r.receive().unwrap_err(),
+        LinkError::NotReady,
+        "status not DRIVER_OK yet"
+    );
+    h.poll().unwrap();
+    let entry = resource_table::header::OFFSET + 4;
+    assert_eq!(w.read_u8(entry + vdev::STATUS).unwrap(), 7);
+    assert_eq!(
+        w.read_u32(entry + vdev::GFEATURES).unwrap(),
+        1,
+        "NS negotiated, no EVENT_IDX"
+    );
+    r.poll().unwrap();
+    assert!(r.is_up());
+}
+
+#[test]
+fn event_index_only_when_both_sides_offer_it() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let mut hc = table_config(Role::Host, 16);
+    let mut rc = table_config(Role::Remote, 16);
+    hc.event_idx = true;
+    rc.event_idx = true;
+    let (mut h, mut r, hb, _) = up(w, hc, rc);
+    assert_eq!(w.read_u32(20 + vdev::GFEATURES).unwrap(), 1 | 1 << 29);
+    let re = r.create_endpoint(None).unwrap();
+    let before = hb.count(1);
+    for _ in 0..4 {
+        assert!(h.send(1, re.addr(), b"x").unwrap());
+    }
+    assert_eq!(
+        hb.count(1),
+        before + 1,
+        "event index: one kick until the remote catches up"
+    );
+    for _ in 0..4 {
+        expect_message(&mut r);
+    }
+}
+
+#[test]
+fn rpmsg_lite_remote_kicks_even_with_no_interrupt_set() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut h, mut r, _, rb) = up(
+        w,
+        lite_config(Role::Host, 16),
+        lite_config(Role::Remote, 16),
+    );
+    h.create_endpoint(Some(1)).unwrap();
+    // An rpmsg-lite master sets NO_INTERRUPT on both avail rings forever.
+    w.write_u16(16 * 16, 1).unwrap();
+    w.write_u16(0x8000 + 16 * 16, 1).unwrap();
+    assert!(r.send(2, 1, b"x").unwrap());
+    assert_eq!(rb.count(0), 1, "remote TX still rang vring 0");
+    expect_message(&mut h);
+}
+
+#[test]
+fn host_renotifies_until_the_remote_answers() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let mut hc = lite_config(Role::Host, 16);
+    hc.renotify_interval = 4;
+    let hb = Bell::default();
+    let mut h = L::new(w, hc, hb.clone()).unwrap();
+    assert_eq!(hb.count(0), 1, "the host-online kick");
+    for _ in 0..12 {
+        h.poll().unwrap();
+    }
+    assert_eq!(hb.count(0), 4, "re-kicked every 4 polls");
+    let mut r = L::new(w, lite_config(Role::Remote, 16), Bell::default()).unwrap();
+    r.poll().unwrap();
+    h.create_endpoint(Some(1)).unwrap();
+    assert!(r.send(2, 1, b"here").unwrap());
+    expect_message(&mut h);
+    for _ in 0..12 {
+        h.poll().unwrap();
+    }
+    assert_eq!(
+        hb.count(0),
+        5,
+        "quiet once the remote answered (+1 for the RX re-post)"
+    );
+    assert_eq!(h.stats().renotifies, 3);
+}
+
+#[test]
+fn rpmsg_lite_remote_comes_up_on_the_kick() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let mut r = L::new(w, lite_config(Role::Remote, 16), Bell::default()).unwrap();
+    assert_eq!(r.poll(), Err(LinkError::NotReady));
+    r.doorbell_rang();
+    r.poll().unwrap();
+    assert!(r.is_up());
+}
+
+/// Offsets in the `ours` layout (table at 0, vring 0 at 0x1000, vring 1 at
+/// 0x4000, N = 16, align 0x1000).
+mod at {
+    pub(crate) const V0: usize = 0x1000;
+    pub(crate) const V1: usize = 0x4000;
+    pub(crate) const AVAIL: usize = 16 * 16;
+    pub(crate) const USED: usize = 0x1000;
+}
+
+fn first_tx_buffer() -> usize {
+    0x8000 + 31 * 512 // host TX buffers are 16..32, handed out from the top
+}
+
+#[test]
+fn each_corrupted_field_is_reported_counted_and_survives_reset() {
+    type Corrupt = fn(&Window<'_>);
+    type Check = fn(&LinkError) -> bool;
+    // (what the peer corrupts, which side detects it, what error)
+    let cases: &[(&str, Corrupt, Role, Check)] = &[
+        (
+            "avail.idx",
+            |w| w.write_u16(at::V1 + at::AVAIL + 2, 999).unwrap(),
+            Role::Remote,
+            |e| matches!(e, LinkError::Ring(RingError::AvailIndex { .. })),
+        ),
+        (
+            "avail.ring head",
+            |w| w.write_u16(at::V1 + at::AVAIL + 4, 77).unwrap(),
+            Role::Remote,
+            |e| *e == LinkError::Ring(RingError::DescriptorIndex(77)),
+        ),
+        (
+            "descriptor addr",
+            |w| w.write_u64(at::V1, 0x1000).unwrap(),
+            Role::Remote,
+            |e| matches!(e, LinkError::Ring(RingError::Window(_))),
+        ),
+        (
+            "descriptor len",
+            |w| w.write_u32(at::V1 + 8, 0x7fff_0000).unwrap(),
+            Role::Remote,
+            |e| matches!(e, LinkError::Ring(RingError::Window(_))),
+        ),
+        (
+            "descriptor chain loop",
+            |w| {
+                w.write_u16(at::V1 + 12, 1).unwrap();
+                w.write_u16(at::V1 + 14, 0).unwrap();
+            },
+            Role::Remote,
+            |e| *e == LinkError::Ring(RingError::ChainTooLong),
+        ),
+        (
+            "descriptor next",
+            |w| {
+                w.write_u16(at::V1 + 12, 1).unwrap();
+                w.write_u16(at::V1 + 14, 300).unwrap();
+            },
+            Role::Remote,
+            |e| *e == LinkError::Ring(RingError::DescriptorIndex(300)),
+        ),
+        (
+            "indirect flag",
+            |w| w.write_u16(at::V1 + 12, 4).unwrap(),
+            Role::Remote,
+            |e| *e == LinkError::Ring(RingError::Indirect),
+        ),
+        (
+            "rpmsg len",
+            |w| w.write_u16(first_tx_buffer() + 12, 497).unwrap(),
+            Role::Remote,
+            |e| matches!(e, LinkError::Message(MessageError::Length { len: 497, .. })),
+        ),
+        (
+            "rpmsg dst",
+            |w| w.write_u32(first_tx_buffer() + 4, u32::MAX).unwrap(),
+            Role::Remote,
+            |e| matches!(e, LinkError::Message(MessageError::Address { .. })),
+        ),
+        (
+            "rpmsg src",
+            |w| w.write_u32(first_tx_buffer(), u32::MAX).unwrap(),
+            Role::Remote,
+            |e| matches!(e, LinkError::Message(MessageError::Address { .. })),
+        ),
+        (
+            "used.idx",
+            |w| w.write_u16(at::V0 + at::USED + 2, 40).unwrap(),
+            Role::Host,
+            |e| matches!(e, LinkError::Ring(RingError::UsedIndex { .. })),
+        ),
+        (
+            "used.id",
+            |w| {
+                w.write_u32(at::V0 + at::USED + 4, 16).unwrap();
+                w.write_u16(at::V0 + at::USED + 2, 1).unwrap();
+            },
+            Role::Host,
+            |e| *e == LinkError::Ring(RingError::UsedId(16)),
+        ),
+        (
+            "used.len",
+            |w| {
+                w.write_u32(at::V0 + at::USED + 8, 513).unwrap();
+                w.write_u16(at::V0 + at::USED + 2, 1).unwrap();
+            },
+            Role::Host,
+            |e| {
+                matches!(
+                    e,
+                    LinkError::Ring(RingError::UsedLength {
+                        len: 513,
+                        capacity: 512
+                    })
+                )
+            },
+        ),
+        (
+            "used.len shorter than a header",
+            |w| {
+                w.write_u32(at::V0 + at::USED + 8, 3).unwrap();
+                w.write_u16(at::V0 + at::USED + 2, 1).unwrap();
+            },
+            Role::Host,
+            |e| *e == LinkError::Message(MessageError::Buffer),
+        ),
+    ];
+    for (name, corrupt, detector, check) in cases {
+        // The window sits inside a larger region whose guard bytes must survive.
+        let mem = region(WINDOW + 0x2000);
+        let whole = Window::from_words(&mem);
+        whole.fill(0, WINDOW + 0x2000, 0x5a).unwrap();
+        let w = whole.slice(0x1000, WINDOW).unwrap().with_bus_address(BUS);
+        w.fill(0, WINDOW, 0).unwrap();
+        let (mut h, mut r, _, _) = up(w, ours(Role::Host, 16), ours(Role::Remote, 16));
+        let he = h.create_endpoint(Some(1)).unwrap();
+        let re = r.create_endpoint(Some(2)).unwrap();
+        assert!(h.send(he.addr(), re.addr(), b"first").unwrap());
+        corrupt(&w);
+        let victim = if *detector == Role::Remote {
+            &mut r
+        } else {
+            &mut h
+        };
+        let err = victim.receive().expect_err(name);
+        assert!(check(&err), "{name}: {err:?}");
+        let stats = victim.stats();
+        if err.is_fatal() {
+            assert_eq!(stats.ring_errors, 1, "{name}");
+            assert_eq!(victim.receive().unwrap_err(), LinkError::Broken, "{name}");
+            assert_eq!(
+                victim.send(1, 2, b"x").unwrap_err(),
+                LinkError::Broken,
+                "{name}"
+            );
+        } else {
+            assert_eq!(stats.message_errors, 1, "{name}");
+        }
+        // Recover: the detecting side resets; the other sees the restart
+        // through the window header and resets too; traffic flows again.
+        victim.reset().unwrap();
+        for _ in 0..3 {
+            for link in [&mut h, &mut r] {
+                match link.poll() {
+                    Err(e) if e.is_fatal() => link.reset().unwrap(),
+                    _ => {}
+                }
+            }
+        }
+        assert!(h.is_up() && r.is_up(), "{name}: both up again");
+        while let Ok(Some(m)) = r.receive() {
+            if let Incoming::Message(m) = m {
+                r.release(m).unwrap();
+            }
+        }
+        assert!(h.send(1, 2, b"after").unwrap(), "{name}");
+        assert_eq!(expect_message(&mut r).2, b"after", "{name}");
+        assert!(r.send(2, 1, b"back").unwrap(), "{name}");
+        assert_eq!(expect_message(&mut h).2, b"back", "{name}");
+        for i in (0..0x1000).chain(0x1000 + WINDOW..WINDOW + 0x2000) {
+            assert_eq!(whole.read_u8(i).unwrap(), 0x5a, "{name}: guard byte {i:#x}");
+        }
+    }
+}
+
+#[test]
+fn corrupt_resource_tables_keep_the_host_down() {
+    type Corrupt = fn(&Window<'_>);
+    const ENTRY: usize = 20;
+    let cases: &[(&str, Corrupt)] = &[
+        ("version", |w| w.write_u32(0, 2).unwrap()),
+        ("entry count", |w| w.write_u32(4, 0x1000_0000).unwrap()),
+        ("entry offset", |w| w.write_u32(16, 0xffff_fff0).unwrap()),
+        ("vring count", |w| {
+            w.write_u8(ENTRY + vdev::NUM_OF_VRINGS, 3).unwrap()
+        }),
+        ("vring num", |w| {
+            w.write_u32(ENTRY + vdev::VRING + vring::NUM, 17).unwrap()
+        }),
+        ("vring num too big", |w| {
+            w.write_u32(ENTRY + vdev::VRING + vring::NUM, 1024).unwrap()
+        }),
+        ("vring align", |w| {
+            w.write_u32(ENTRY + vdev::VRING + vring::ALIGN, 0).unwrap()
+        }),
+        ("vring da", |w| {
+            w.write_u32(ENTRY + vdev::VRING + vring::DA, 0x1000)
+                .unwrap()
+        }),
+        ("vrings overlap", |w| {
+            w.write_u32(ENTRY + vdev::VRING + 20 + vring::DA, 0x7000_1000)
+                .unwrap()
+        }),
+        ("config_len", |w| {
+            w.write_u32(ENTRY + vdev::CONFIG_LEN, u32::MAX).unwrap()
+        }),
+    ];
+    for (name, corrupt) in cases {
+        let mem = region(WINDOW);
+        let w = Window::from_words(&mem).with_bus_address(BUS);
+        let _r = L::new(w, table_config(Role::Remote, 16), Bell::default()).unwrap();
+        corrupt(&w);
+        let mut h = L::new(w, table_config(Role::Host, 16), Bell::default()).unwrap();
+        let err = h.poll().unwrap_err();
+        assert!(matches!(err, LinkError::Table(_)), "{name}: {err:?}");
+        assert!(!h.is_up(), "{name}");
+        assert_eq!(
+            h.stats().table_errors,
+            2,
+            "{name}: counted at new and at poll"
+        );
+        assert_eq!(
+            w.read_u8(ENTRY + vdev::STATUS).unwrap(),
+            0,
+            "{name}: status untouched"
+        );
+    }
+}
+
+#[test]
+fn a_peer_restart_is_seen_through_the_epoch() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut h, mut r, _, _) = up(w, ours(Role::Host, 16), ours(Role::Remote, 16));
+    h.poll().unwrap();
+    // The remote restarts (a new instance over the same window).
+    drop(r);
+    r = L::new(w, ours(Role::Remote, 16), Bell::default()).unwrap();
+    assert_eq!(h.poll(), Err(LinkError::PeerRestarted));
+    assert_eq!(h.stats().peer_restarts, 1);
+    h.reset().unwrap();
+    r.poll().unwrap();
+    assert!(r.is_up());
+    r.create_endpoint(Some(9)).unwrap();
+    assert!(h.send(1, 9, b"welcome back").unwrap());
+    assert_eq!(expect_message(&mut r).2, b"welcome back");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A hostile peer writing arbitrary bytes anywhere in the window, between
+    /// arbitrary calls on both sides: no panic, no endless loop, nothing
+    /// written outside the window.
+    #[test]
+    fn arbitrary_window_contents_never_escape(
+        seed_bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+        pokes in proptest::collection::vec((0usize..0x10000, any::<u32>()), 0..64),
+        ops in proptest::collection::vec(0u8..8, 1..120),
+        layout in 0usize..3,
+    ) {
+        let mem = region(WINDOW + 0x2000);
+        let whole = Window::from_words(&mem);
+        whole.fill(0, WINDOW + 0x2000, 0x5a).unwrap();
+        let w = whole.slice(0x1000, WINDOW).unwrap().with_bus_address(BUS);
+        w.fill(0, WINDOW, 0).unwrap();
+        let (_, hc, rc) = configs().swap_remove(layout);
+        let mut r = L::new(w, rc, Bell::default()).unwrap();
+        let mut h = L::new(w, hc, Bell::default()).unwrap();
+        r.doorbell_rang();
+        let _ = h.create_endpoint(Some(1));
+        let _ = r.create_endpoint(Some(2));
+        // Garbage over the rings and the first buffers.
+        let _ = w.write_bytes(0x1000, &seed_bytes);
+        let _ = w.write_bytes(0x4000, &seed_bytes);
+        let mut pokes = pokes.into_iter();
+        let mut held = Vec::new();
+        for op in ops {
+            let link = if op & 1 == 0 { &mut h } else { &mut r };
+            match op >> 1 {
+                0 => { let _ = link.send(1, 2, b"payload"); }
+                1 => {
+                    if let Ok(Some(Incoming::Message(m))) = link.receive() {
+                        let mut buf = [0u8; 512];
+                        let _ = m.copy_to(&mut buf);
+                        if held.len() < 4 { held.push(m) } else { let _ = link.release(m); }
+                    }
+                }
+                2 => { let _ = link.poll(); }
+                _ => if link.is_broken() { let _ = link.reset(); }
+                     else if let Some((at, v)) = pokes.next() { let _ = w.write_u32(at & !3, v); },
+            }
+        }
+        drop(held);
+        for i in (0..0x1000).chain(0x1000 + WINDOW..WINDOW + 0x2000) {
+            prop_assert_eq!(whole.read_u8(i).unwrap(), 0x5a);
+        }
+    }
+}
