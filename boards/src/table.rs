@@ -34,6 +34,13 @@ pub struct Board {
     pub qemu_console_serial: usize,
     /// How the board powers itself off when there is no PSCI.
     pub power_off: PowerOff,
+    /// Bytes at the top of the first DRAM range that the boot stage keeps for
+    /// itself (code, plan, heap, stack) until every OS has started; no
+    /// partition may own them.
+    pub boot_region_size: u64,
+    /// DRAM `(base, size)` for when the board's device tree leaves its size to
+    /// the firmware (the Raspberry Pi 4 tree ships `reg = <0 0 0>`).
+    pub default_dram: &'static [(u64, u64)],
 }
 
 /// How a board is powered off or halted.
@@ -46,10 +53,14 @@ pub enum PowerOff {
     Bcm2835Watchdog,
 }
 
+/// The boot stage's region on every board: 16 MiB.
+const BOOT_REGION_SIZE: u64 = 16 << 20;
+
 /// Every supported board.
 pub const BOARDS: &[Board] = &[
     Board {
         name: "qemu-virt",
+        default_dram: &[],
         compatibles: &["linux,dummy-virt"],
         dtb: DtbSource::QemuGenerated,
         qemu_machine: "virt,gic-version=3",
@@ -58,9 +69,13 @@ pub const BOARDS: &[Board] = &[
         qemu_memory_mib: 1024,
         qemu_console_serial: 0,
         power_off: PowerOff::Psci,
+        boot_region_size: BOOT_REGION_SIZE,
     },
     Board {
         name: "rpi4",
+        // The first GiB less the VideoCore's default share, as the firmware
+        // (and QEMU's raspi4b) reports it.
+        default_dram: &[(0, 0x3c00_0000)],
         compatibles: &["raspberrypi,4-model-b", "brcm,bcm2711"],
         dtb: DtbSource::DebianKernel("broadcom/bcm2711-rpi-4-b.dtb"),
         qemu_machine: "raspi4b",
@@ -70,9 +85,11 @@ pub const BOARDS: &[Board] = &[
         // stdout-path is serial1, the mini-UART; QEMU wires it to the second port.
         qemu_console_serial: 1,
         power_off: PowerOff::Bcm2835Watchdog,
+        boot_region_size: BOOT_REGION_SIZE,
     },
     Board {
         name: "rpi3",
+        default_dram: &[(0, 0x3c00_0000)],
         compatibles: &["raspberrypi,3-model-b", "brcm,bcm2837"],
         dtb: DtbSource::DebianKernel("broadcom/bcm2837-rpi-3-b.dtb"),
         qemu_machine: "raspi3b",
@@ -81,9 +98,11 @@ pub const BOARDS: &[Board] = &[
         qemu_memory_mib: 1024,
         qemu_console_serial: 1,
         power_off: PowerOff::Bcm2835Watchdog,
+        boot_region_size: BOOT_REGION_SIZE,
     },
     Board {
         name: "imx8mp-evk",
+        default_dram: &[],
         compatibles: &["fsl,imx8mp-evk", "fsl,imx8mp"],
         dtb: DtbSource::DebianKernel("freescale/imx8mp-evk.dtb"),
         qemu_machine: "imx8mp-evk",
@@ -93,6 +112,7 @@ pub const BOARDS: &[Board] = &[
         // stdout-path is serial1 (UART2 @ 0x3089_0000), QEMU's second port.
         qemu_console_serial: 1,
         power_off: PowerOff::Psci,
+        boot_region_size: BOOT_REGION_SIZE,
     },
 ];
 

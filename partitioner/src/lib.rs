@@ -13,9 +13,12 @@ extern crate alloc;
 pub mod cells;
 pub mod diag;
 pub mod dt;
+pub mod dtgen;
 pub mod layout;
 pub mod manifest;
 #[cfg(feature = "std")]
 pub mod parse;
+pub mod plan;
+pub mod planfile;
 pub mod rules;
 pub mod tree;

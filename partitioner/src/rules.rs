@@ -32,6 +32,9 @@ pub trait Images {
 pub struct Context<'a> {
     /// The board's device tree.
     pub tree: &'a Tree,
+    /// DRAM ranges `(base, size)`: the tree's memory nodes, or the board's
+    /// defaults where the tree leaves them to the firmware.
+    pub dram: Vec<(u64, u64)>,
     /// The range the boot stage keeps for itself while it runs, `(base, size)`.
     pub boot_region: Option<(u64, u64)>,
     /// Image files.
@@ -49,8 +52,21 @@ pub struct Resolved {
     pub devices: Vec<Vec<NodeId>>,
     /// Per partition: the console node.
     pub consoles: Vec<Option<NodeId>>,
-    /// Per partition: image file lengths (image, initrd).
-    pub image_sizes: Vec<(u64, u64)>,
+    /// Per partition: where its image goes, read from the image itself.
+    pub images: Vec<Option<ImageFacts>>,
+}
+
+/// Placement facts read from an image file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// Lowest address the image occupies.
+    pub load: u64,
+    /// Bytes it occupies from `load` (Linux: `image_size`, including its bss).
+    pub size: u64,
+    /// Entry address.
+    pub entry: u64,
+    /// Initramfs length, if any.
+    pub initrd_len: u64,
 }
 
 /// Runs every rule.
@@ -62,7 +78,7 @@ pub fn validate(m: &Manifest, cx: &Context<'_>) -> (Resolved, Vec<Diagnostic>) {
         resolved: Resolved::default(),
     };
     v.resolved.cpus = board_cpus(cx.tree);
-    v.resolved.dram = board_dram(cx.tree);
+    v.resolved.dram = cx.dram.clone();
     v.names();
     v.cores();
     v.memory();
@@ -99,6 +115,12 @@ pub fn board_dram(tree: &Tree) -> Vec<(u64, u64)> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The boot stage's region: the top `size` bytes of the lowest DRAM range.
+pub fn boot_region(dram: &[(u64, u64)], size: u64) -> Option<(u64, u64)> {
+    let &(base, len) = dram.iter().min()?;
+    (len >= size).then(|| (base + len - size, size))
 }
 
 fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
@@ -492,10 +514,7 @@ impl Validator<'_, '_> {
                                 )
                                 .note(at, "claimed here first"),
                             );
-                        } else {
-                            consoles.insert(id, (pi, c.span));
-                        }
-                        if !devices[pi].iter().any(|&(d, _)| tree.is_within(id, d)) {
+                        } else if !devices[pi].iter().any(|&(d, _)| tree.is_within(id, d)) {
                             found.push(Diagnostic::new(
                                 Code::ConsoleNotOwned,
                                 c.span,
@@ -506,6 +525,8 @@ impl Validator<'_, '_> {
                                 ),
                                 format!("add \"{}\" to the partition's `devices`", c.value),
                             ));
+                        } else {
+                            consoles.insert(id, (pi, c.span));
                         }
                     }
                 }
@@ -690,10 +711,10 @@ impl Validator<'_, '_> {
         let mut found = Vec::new();
         for p in &self.m.partitions {
             let Some(image) = &p.image else {
-                self.resolved.image_sizes.push((0, 0));
+                self.resolved.images.push(None);
                 continue;
             };
-            let mut sizes = (0, 0);
+            let mut facts = None;
             match self.cx.images.head(&image.path.value, IMAGE_HEAD) {
                 Err(why) => found.push(Diagnostic::new(
                     Code::ImageMissing,
@@ -701,10 +722,10 @@ impl Validator<'_, '_> {
                     format!("image `{}` cannot be read: {why}", image.path.value),
                     "build or copy the image there, or fix `path`",
                 )),
-                Ok((head, len)) => {
-                    sizes.0 = len;
-                    found.extend(check_image(p, &head, len));
-                }
+                Ok((head, len)) => match check_image(p, &head, len) {
+                    Ok(f) => facts = Some(f),
+                    Err(d) => found.push(d),
+                },
             }
             if let Some(initrd) = &image.initrd {
                 match self.cx.images.head(&initrd.value, 0) {
@@ -714,10 +735,14 @@ impl Validator<'_, '_> {
                         format!("initrd `{}` cannot be read: {why}", initrd.value),
                         "build or copy the initramfs there, or fix `initrd`",
                     )),
-                    Ok((_, len)) => sizes.1 = len,
+                    Ok((_, len)) => {
+                        if let Some(f) = facts.as_mut() {
+                            f.initrd_len = len;
+                        }
+                    }
                 }
             }
-            self.resolved.image_sizes.push(sizes);
+            self.resolved.images.push(facts);
         }
         self.diags.extend(found);
     }
@@ -736,9 +761,9 @@ fn interrupt_identity(tree: &Tree, ctrl: NodeId, spec: &[u32]) -> Vec<u32> {
 }
 
 /// Kind and fit checks of one partition's image, from its first bytes.
-fn check_image(p: &Partition, head: &[u8], len: u64) -> Vec<Diagnostic> {
+fn check_image(p: &Partition, head: &[u8], len: u64) -> Result<ImageFacts, Diagnostic> {
     let Some(image) = &p.image else {
-        return Vec::new();
+        return Ok(ImageFacts::default());
     };
     let at = image.path.span;
     let ranges: Vec<(u64, u64)> = p
@@ -756,15 +781,15 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Vec<Diagnostic> {
     };
     let u16_at = |o: usize| head.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let kind_error = |what: String| {
-        alloc::vec![Diagnostic::new(
+        Err(Diagnostic::new(
             Code::ImageKind,
             at,
             format!("`{}` is not {what}", image.path.value),
             format!("point `path` at {what}, or change `kind`"),
-        )]
+        ))
     };
     let fit_error = |what: String| {
-        alloc::vec![Diagnostic::new(
+        Err(Diagnostic::new(
             Code::ImageDoesNotFit,
             at,
             format!(
@@ -772,7 +797,7 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Vec<Diagnostic> {
                 image.path.value, p.name.value
             ),
             "give the partition more memory, or a smaller image",
-        )]
+        ))
     };
     match image.kind.value {
         ImageKind::Linux => {
@@ -784,7 +809,7 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Vec<Diagnostic> {
             let (text_offset, image_size) = (u64_at(8).unwrap_or(0), u64_at(16).unwrap_or(0));
             let image_size = if image_size == 0 { len } else { image_size };
             let Some(first) = ranges.first() else {
-                return Vec::new();
+                return Ok(ImageFacts::default());
             };
             let load = first
                 .0
@@ -799,6 +824,12 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Vec<Diagnostic> {
                     first.0.saturating_add(first.1)
                 ));
             }
+            Ok(ImageFacts {
+                load,
+                size: image_size,
+                entry: load,
+                initrd_len: 0,
+            })
         }
         ImageKind::Elf => {
             if head.get(..4) != Some(b"\x7fELF") {
@@ -825,6 +856,7 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Vec<Diagnostic> {
                     "an ELF with readable program headers in its first 64 KiB".into(),
                 );
             }
+            let (mut low, mut high) = (u64::MAX, 0u64);
             for i in 0..phnum {
                 let ph = phoff + i * phentsize;
                 const PT_LOAD: u32 = 1;
@@ -838,15 +870,32 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Vec<Diagnostic> {
                         paddr.saturating_add(memsz)
                     ));
                 }
-            }
-        }
-        ImageKind::Raw => {
-            if let Some(load) = &image.load_address {
-                if !inside_any((load.value, len.max(1)), &ranges) {
-                    return fit_error(format!("{} at {:#x} is outside it", mib(len), load.value));
+                if memsz > 0 {
+                    low = low.min(paddr);
+                    high = high.max(paddr.saturating_add(memsz));
                 }
             }
+            if low > high {
+                return kind_error("an ELF with a loadable segment".into());
+            }
+            Ok(ImageFacts {
+                load: low,
+                size: high - low,
+                entry: u64_at(0x18).unwrap_or(low),
+                initrd_len: 0,
+            })
+        }
+        ImageKind::Raw => {
+            let load = image.load_address.as_ref().map_or(0, |l| l.value);
+            if !inside_any((load, len.max(1)), &ranges) {
+                return fit_error(format!("{} at {load:#x} is outside it", mib(len)));
+            }
+            Ok(ImageFacts {
+                load,
+                size: len,
+                entry: load,
+                initrd_len: 0,
+            })
         }
     }
-    Vec::new()
 }

@@ -1,0 +1,221 @@
+//! Per-partition device trees, made from the board's: only the partition's cores
+//! (and a matching `cpu-map`), its memory, `reserved-memory` for its link windows,
+//! every device another partition owns disabled, `/chosen` set for it, and an
+//! `/amp-links` node describing its links and their AVPS devices. The binding is
+//! documented in `manifests/README.md`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::manifest::ImageKind;
+use crate::plan::Plan;
+use crate::tree::{cells_value, number_cells, string_value, NodeId, Tree, ROOT};
+
+/// `compatible` of a link node.
+pub const LINK_COMPATIBLE: &str = "amp,shmem-link";
+/// `compatible` of a link window's `reserved-memory` node.
+pub const WINDOW_COMPATIBLE: &str = "amp,shmem-window";
+
+/// The device tree partition `index` of `plan` boots with.
+pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
+    let mut t = board.clone();
+    let Some(part) = plan.partitions.get(index) else {
+        return t;
+    };
+    let (ac, sc) = (t.address_cells(ROOT), t.size_cells(ROOT));
+    let reg = |ranges: &[(u64, u64)]| -> Vec<u8> {
+        let cells: Vec<u32> = ranges
+            .iter()
+            .flat_map(|&(b, s)| number_cells(b, ac).into_iter().chain(number_cells(s, sc)))
+            .collect();
+        cells_value(&cells)
+    };
+
+    // Cores: keep this partition's, then prune cpu-map entries that point elsewhere.
+    let keep: Vec<u64> = part.cores.iter().map(|&(_, mpidr)| mpidr).collect();
+    let mut kept_phandles = Vec::new();
+    for (cpu, mpidr) in crate::rules::board_cpus(&t) {
+        if keep.contains(&mpidr) {
+            kept_phandles.extend(
+                t.prop(cpu, "phandle")
+                    .and_then(|v| crate::cells::read_cells(v, 1)),
+            );
+        } else {
+            t.remove_node(cpu);
+        }
+    }
+    if let Some(map) = t.find("/cpus/cpu-map") {
+        prune_cpu_map(&mut t, map, &kept_phandles);
+        if t.node(map).children.is_empty() {
+            t.remove_node(map);
+        }
+    }
+
+    // Memory.
+    let memory_nodes: Vec<NodeId> = t
+        .walk()
+        .into_iter()
+        .filter(|&id| t.prop_str(id, "device_type") == Some("memory"))
+        .collect();
+    for id in memory_nodes {
+        t.remove_node(id);
+    }
+    for &(base, size) in &part.memory {
+        let id = t.add_child(ROOT, &format!("memory@{base:x}"));
+        t.set_prop(id, "device_type", string_value(&["memory"]));
+        t.set_prop(id, "reg", reg(&[(base, size)]));
+    }
+
+    // Link windows this partition is on.
+    let links: Vec<_> = plan
+        .links
+        .iter()
+        .filter(|l| l.host as usize == index || l.remote as usize == index)
+        .collect();
+    if !links.is_empty() {
+        let rm = match t.find("/reserved-memory") {
+            Some(id) => id,
+            None => {
+                let id = t.add_child(ROOT, "reserved-memory");
+                t.set_prop(id, "#address-cells", cells_value(&[ac as u32]));
+                t.set_prop(id, "#size-cells", cells_value(&[sc as u32]));
+                t.set_prop(id, "ranges", Vec::new());
+                id
+            }
+        };
+        let (rac, rsc) = (t.address_cells(rm), t.size_cells(rm));
+        for l in &links {
+            let id = t.add_child(rm, &format!("amp-link@{:x}", l.base));
+            t.set_prop(id, "compatible", string_value(&[WINDOW_COMPATIBLE]));
+            let cells: Vec<u32> = number_cells(l.base, rac)
+                .into_iter()
+                .chain(number_cells(l.size, rsc))
+                .collect();
+            t.set_prop(id, "reg", cells_value(&cells));
+            t.set_prop(id, "no-map", Vec::new());
+        }
+        let holder = t.add_child(ROOT, "amp-links");
+        t.set_prop(holder, "#address-cells", cells_value(&[2]));
+        t.set_prop(holder, "#size-cells", cells_value(&[2]));
+        for l in &links {
+            let host = l.host as usize == index;
+            let peer = plan
+                .partitions
+                .get(if host { l.remote } else { l.host } as usize);
+            let id = t.add_child(holder, &format!("link@{:x}", l.base));
+            let u64s = |v: &[u64]| {
+                cells_value(
+                    &v.iter()
+                        .flat_map(|&x| number_cells(x, 2))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            t.set_prop(id, "compatible", string_value(&[LINK_COMPATIBLE]));
+            t.set_prop(id, "reg", u64s(&[l.base, l.size]));
+            t.set_prop(id, "amp,name", string_value(&[&l.name]));
+            t.set_prop(
+                id,
+                "amp,peer",
+                string_value(&[peer.map_or("", |p| p.name.as_str())]),
+            );
+            t.set_prop(
+                id,
+                "amp,role",
+                string_value(&[if host { "host" } else { "remote" }]),
+            );
+            t.set_prop(id, "amp,doorbell", string_value(&[l.doorbell.as_str()]));
+            if let Some(sgi) = l.sgi {
+                t.set_prop(id, "amp,sgi", cells_value(&[sgi]));
+            }
+            t.set_prop(id, "amp,vrings", u64s(&[l.vring0, l.vring1]));
+            t.set_prop(id, "amp,buffers", u64s(&[l.buffers]));
+            t.set_prop(id, "amp,ring-entries", cells_value(&[l.ring_entries]));
+            t.set_prop(id, "amp,vring-align", cells_value(&[l.vring_align]));
+            t.set_prop(id, "amp,notify-ids", cells_value(&l.notify_ids));
+            for (kind, virtio_id, provider) in &l.devices {
+                let dev = t.add_child(id, kind);
+                t.set_prop(
+                    dev,
+                    "compatible",
+                    string_value(&[&format!("amp,avps-{kind}")]),
+                );
+                t.set_prop(dev, "virtio,device-id", cells_value(&[*virtio_id]));
+                let name = plan
+                    .partitions
+                    .get(*provider as usize)
+                    .map_or("", |p| p.name.as_str());
+                t.set_prop(dev, "amp,provider", string_value(&[name]));
+                let role = if *provider as usize == index {
+                    "device"
+                } else {
+                    "driver"
+                };
+                t.set_prop(dev, "amp,role", string_value(&[role]));
+            }
+        }
+    }
+
+    // Devices other partitions own.
+    for (other, p) in plan.partitions.iter().enumerate() {
+        if other == index {
+            continue;
+        }
+        for path in &p.devices {
+            if let Some(id) = t.find(path) {
+                t.set_prop(id, "status", string_value(&["disabled"]));
+            }
+        }
+    }
+
+    // /chosen.
+    let chosen = t.add_child(ROOT, "chosen");
+    match &part.console {
+        Some(c) => t.set_prop(chosen, "stdout-path", string_value(&[c])),
+        None => t.remove_prop(chosen, "stdout-path"),
+    }
+    t.remove_prop(chosen, "linux,initrd-start");
+    t.remove_prop(chosen, "linux,initrd-end");
+    if let Some(image) = part.image.as_ref().filter(|i| i.kind == ImageKind::Linux) {
+        if !image.bootargs.is_empty() {
+            t.set_prop(chosen, "bootargs", string_value(&[&image.bootargs]));
+        }
+        if let Some((_, at, len)) = &image.initrd {
+            t.set_prop(
+                chosen,
+                "linux,initrd-start",
+                cells_value(&number_cells(*at, 2)),
+            );
+            t.set_prop(
+                chosen,
+                "linux,initrd-end",
+                cells_value(&number_cells(at + len, 2)),
+            );
+        }
+    }
+    t
+}
+
+/// Removes `cpu-map` leaves whose `cpu` is not kept, then empty containers.
+fn prune_cpu_map(t: &mut Tree, id: NodeId, kept: &[u64]) {
+    for child in t.node(id).children.clone() {
+        prune_cpu_map(t, child, kept);
+    }
+    let leaf_gone = t
+        .prop(id, "cpu")
+        .and_then(|v| crate::cells::read_cells(v, 1))
+        .is_some_and(|p| !kept.contains(&p));
+    let empty_container = t.prop(id, "cpu").is_none() && t.node(id).children.is_empty();
+    if leaf_gone || (empty_container && t.node(id).name != "cpu-map") {
+        t.remove_node(id);
+    }
+}
+
+/// Paths of the nodes a tree marks `status = "disabled"`.
+pub fn disabled_paths(t: &Tree) -> Vec<String> {
+    t.walk()
+        .into_iter()
+        .filter(|&id| t.prop_str(id, "status") == Some("disabled"))
+        .map(|id| t.path(id))
+        .collect()
+}

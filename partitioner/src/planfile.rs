@@ -1,0 +1,446 @@
+//! The boot plan on the wire: a versioned, checksummed, little-endian binary the
+//! host tool writes and the boot stage reads (this module builds `no_std`).
+//!
+//! ```text
+//! header (24 bytes)
+//!   0  magic     "AMPPLAN\0"
+//!   8  version   u16   (FORMAT_VERSION)
+//!  10  header    u16   (header length, 24)
+//!  12  length    u32   (body length in bytes)
+//!  16  crc32     u32   (IEEE CRC-32 of the body)
+//!  20  reserved  u32   (zero)
+//! body: the plan as a sequence of fields, integers little-endian,
+//!       strings and lists prefixed with a u16 count
+//! ```
+//!
+//! Decoding checks the magic, the version, the length and the checksum before it
+//! reads a field, and then bounds every count against the bytes left: a
+//! truncated, corrupted or newer plan is refused with a reason, never misread.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::manifest::{Doorbell, ImageKind};
+use crate::plan::{Plan, PlannedImage, PlannedLink, PlannedPartition};
+
+/// First bytes of every plan.
+pub const MAGIC: [u8; 8] = *b"AMPPLAN\0";
+/// The format this code writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+const HEADER_LEN: usize = 24;
+
+/// Why a plan was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than its header says.
+    Truncated,
+    /// Not a plan.
+    BadMagic,
+    /// Written by a newer tool.
+    NewerVersion {
+        /// Version found.
+        found: u16,
+        /// Newest this code reads.
+        supported: u16,
+    },
+    /// The body does not match its checksum.
+    BadChecksum,
+    /// A field is out of range (a bug in the writer, or a forged checksum).
+    Malformed,
+}
+
+impl DecodeError {
+    /// What to tell the user.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecodeError::Truncated => "boot plan is truncated",
+            DecodeError::BadMagic => "not a boot plan (bad magic)",
+            DecodeError::NewerVersion { .. } => {
+                "boot plan was written by a newer tool; rebuild the image with this one"
+            }
+            DecodeError::BadChecksum => "boot plan is corrupted (checksum mismatch)",
+            DecodeError::Malformed => "boot plan has a field out of range",
+        }
+    }
+}
+
+/// IEEE 802.3 CRC-32 (reflected, polynomial 0xEDB88320).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// Encodes a plan.
+pub fn encode(plan: &Plan) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.str(&plan.board);
+    w.count(plan.partitions.len());
+    for p in &plan.partitions {
+        w.str(&p.name);
+        w.count(p.cores.len());
+        for &(i, mpidr) in &p.cores {
+            w.u32(i);
+            w.u64(mpidr);
+        }
+        w.ranges(&p.memory);
+        w.u8(p.entry_el);
+        w.count(p.devices.len());
+        for d in &p.devices {
+            w.str(d);
+        }
+        w.str(p.console.as_deref().unwrap_or(""));
+        w.u64(p.dtb);
+        match &p.image {
+            None => w.u8(0),
+            Some(i) => {
+                w.u8(match i.kind {
+                    ImageKind::Linux => 1,
+                    ImageKind::Elf => 2,
+                    ImageKind::Raw => 3,
+                });
+                w.str(&i.path);
+                w.u64(i.load);
+                w.u64(i.entry);
+                w.u64(i.size);
+                match &i.initrd {
+                    None => w.u8(0),
+                    Some((path, at, len)) => {
+                        w.u8(1);
+                        w.str(path);
+                        w.u64(*at);
+                        w.u64(*len);
+                    }
+                }
+                w.str(&i.bootargs);
+            }
+        }
+    }
+    w.count(plan.links.len());
+    for l in &plan.links {
+        w.str(&l.name);
+        w.u32(l.host);
+        w.u32(l.remote);
+        w.u64(l.base);
+        w.u64(l.size);
+        w.u8(match l.doorbell {
+            Doorbell::Poll => 0,
+            Doorbell::Sgi => 1,
+            Doorbell::Mailbox => 2,
+        });
+        w.u32(l.sgi.unwrap_or(u32::MAX));
+        w.u64(l.vring0);
+        w.u64(l.vring1);
+        w.u64(l.buffers);
+        w.u32(l.ring_entries);
+        w.u32(l.vring_align);
+        w.u32(l.notify_ids[0]);
+        w.u32(l.notify_ids[1]);
+        w.count(l.devices.len());
+        for (kind, id, provider) in &l.devices {
+            w.str(kind);
+            w.u32(*id);
+            w.u32(*provider);
+        }
+    }
+    let body = w.0;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32(&body).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a plan, checking it whole first.
+pub fn decode(bytes: &[u8]) -> Result<Plan, DecodeError> {
+    let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::Truncated)?;
+    if header[..8] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let version = u16::from_le_bytes([header[8], header[9]]);
+    if version > FORMAT_VERSION {
+        return Err(DecodeError::NewerVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let header_len = usize::from(u16::from_le_bytes([header[10], header[11]]));
+    let body_len = u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize;
+    let crc = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
+    let reserved = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
+    if version == 0 || header_len < HEADER_LEN || reserved != 0 {
+        return Err(DecodeError::Malformed);
+    }
+    let body = bytes
+        .get(header_len..)
+        .and_then(|b| b.get(..body_len))
+        .ok_or(DecodeError::Truncated)?;
+    if crc32(body) != crc {
+        return Err(DecodeError::BadChecksum);
+    }
+    let mut r = Reader(body);
+    let plan = r.plan().ok_or(DecodeError::Malformed)?;
+    if !r.0.is_empty() {
+        return Err(DecodeError::Malformed);
+    }
+    Ok(plan)
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn count(&mut self, n: usize) {
+        self.0
+            .extend_from_slice(&(n.min(usize::from(u16::MAX)) as u16).to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        let bytes = &s.as_bytes()[..s.len().min(usize::from(u16::MAX))];
+        self.count(bytes.len());
+        self.0.extend_from_slice(bytes);
+    }
+    fn ranges(&mut self, ranges: &[(u64, u64)]) {
+        self.count(ranges.len());
+        for &(b, s) in ranges {
+            self.u64(b);
+            self.u64(s);
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    /// A count, refused if even minimal items of `min_item` bytes could not fit.
+    fn count(&mut self, min_item: usize) -> Option<usize> {
+        let n = usize::from(self.u16()?);
+        (n.checked_mul(min_item)? <= self.0.len()).then_some(n)
+    }
+    fn str(&mut self) -> Option<String> {
+        let n = self.count(1)?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    fn plan(&mut self) -> Option<Plan> {
+        let board = self.str()?;
+        let mut partitions = Vec::new();
+        for _ in 0..self.count(2)? {
+            partitions.push(self.partition()?);
+        }
+        let mut links = Vec::new();
+        for _ in 0..self.count(2)? {
+            links.push(self.link()?);
+        }
+        Some(Plan {
+            board,
+            partitions,
+            links,
+        })
+    }
+    fn partition(&mut self) -> Option<PlannedPartition> {
+        let name = self.str()?;
+        let mut cores = Vec::new();
+        for _ in 0..self.count(12)? {
+            cores.push((self.u32()?, self.u64()?));
+        }
+        let mut memory = Vec::new();
+        for _ in 0..self.count(16)? {
+            memory.push((self.u64()?, self.u64()?));
+        }
+        let entry_el = self.u8()?;
+        let mut devices = Vec::new();
+        for _ in 0..self.count(2)? {
+            devices.push(self.str()?);
+        }
+        let console = Some(self.str()?).filter(|c| !c.is_empty());
+        let dtb = self.u64()?;
+        let image = match self.u8()? {
+            0 => None,
+            k => {
+                let kind = match k {
+                    1 => ImageKind::Linux,
+                    2 => ImageKind::Elf,
+                    3 => ImageKind::Raw,
+                    _ => return None,
+                };
+                let path = self.str()?;
+                let (load, entry, size) = (self.u64()?, self.u64()?, self.u64()?);
+                let initrd = match self.u8()? {
+                    0 => None,
+                    1 => Some((self.str()?, self.u64()?, self.u64()?)),
+                    _ => return None,
+                };
+                let bootargs = self.str()?;
+                Some(PlannedImage {
+                    kind,
+                    path,
+                    load,
+                    entry,
+                    size,
+                    initrd,
+                    bootargs,
+                })
+            }
+        };
+        Some(PlannedPartition {
+            name,
+            cores,
+            memory,
+            entry_el,
+            devices,
+            console,
+            image,
+            dtb,
+        })
+    }
+    fn link(&mut self) -> Option<PlannedLink> {
+        let name = self.str()?;
+        let (host, remote, base, size) = (self.u32()?, self.u32()?, self.u64()?, self.u64()?);
+        let doorbell = match self.u8()? {
+            0 => Doorbell::Poll,
+            1 => Doorbell::Sgi,
+            2 => Doorbell::Mailbox,
+            _ => return None,
+        };
+        let sgi = Some(self.u32()?).filter(|&s| s != u32::MAX);
+        let (vring0, vring1, buffers) = (self.u64()?, self.u64()?, self.u64()?);
+        let (ring_entries, vring_align) = (self.u32()?, self.u32()?);
+        let notify_ids = [self.u32()?, self.u32()?];
+        let mut devices = Vec::new();
+        for _ in 0..self.count(10)? {
+            devices.push((self.str()?, self.u32()?, self.u32()?));
+        }
+        Some(PlannedLink {
+            name,
+            host,
+            remote,
+            base,
+            size,
+            doorbell,
+            sgi,
+            vring0,
+            vring1,
+            buffers,
+            ring_entries,
+            vring_align,
+            notify_ids,
+            devices,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        Plan {
+            board: "qemu-virt".into(),
+            partitions: alloc::vec![PlannedPartition {
+                name: "linux".into(),
+                cores: alloc::vec![(0, 0), (1, 1)],
+                memory: alloc::vec![(0x4000_0000, 0x2000_0000)],
+                entry_el: 1,
+                devices: alloc::vec!["/pl011@9000000".into()],
+                console: Some("/pl011@9000000".into()),
+                image: Some(PlannedImage {
+                    kind: ImageKind::Linux,
+                    path: "Image".into(),
+                    load: 0x4020_0000,
+                    entry: 0x4020_0000,
+                    size: 0x100_0000,
+                    initrd: Some(("initrd.cpio".into(), 0x4200_0000, 0x10_0000)),
+                    bootargs: "console=ttyAMA0".into(),
+                }),
+                dtb: 0x5fe0_0000,
+            }],
+            links: alloc::vec![PlannedLink {
+                name: "linux-rtos".into(),
+                host: 0,
+                remote: 1,
+                base: 0x7000_0000,
+                size: 0x10_0000,
+                doorbell: Doorbell::Sgi,
+                sgi: Some(8),
+                vring0: 0x7000_1000,
+                vring1: 0x7000_4000,
+                buffers: 0x7000_7000,
+                ring_entries: 256,
+                vring_align: 0x1000,
+                notify_ids: [0, 1],
+                devices: alloc::vec![("console".into(), 3, 1)],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let plan = sample();
+        assert_eq!(decode(&encode(&plan)), Ok(plan));
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        // The CRC-32/ISO-HDLC check value for "123456789".
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    }
+
+    #[test]
+    fn refuses_truncated_corrupted_and_newer_plans() {
+        let bytes = encode(&sample());
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(decode(&bad).is_err(), "byte {i} flipped");
+        }
+        let mut newer = bytes.clone();
+        newer[8..10].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        assert_eq!(
+            decode(&newer),
+            Err(DecodeError::NewerVersion {
+                found: FORMAT_VERSION + 1,
+                supported: FORMAT_VERSION
+            })
+        );
+        assert_eq!(decode(b"AMPPLAX\0"), Err(DecodeError::Truncated));
+        let mut magic = bytes;
+        magic[0] = b'X';
+        assert_eq!(decode(&magic), Err(DecodeError::BadMagic));
+    }
+}
