@@ -429,6 +429,7 @@ pub struct Link<'a, D, const N: usize = 256, const E: usize = 16> {
     header: Option<WindowHeader<'a>>,
     peer_epoch: Option<u32>,
     stale_driver_epoch: Option<u32>,
+    host_restarted: bool,
     generation: u32,
     answered: bool,
     polls: u32,
@@ -466,6 +467,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             header,
             peer_epoch: None,
             stale_driver_epoch: None,
+            host_restarted: false,
             generation: 0,
             answered: false,
             polls: 0,
@@ -478,7 +480,12 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         if config.role == Role::Remote {
             link.publish_table()?;
             if let Some(h) = link.header {
-                h.announce(Side::Device)?;
+                // A remote that ran before (its epoch was not 0) left the
+                // rings in a state only the host can reset: wait for a new
+                // host epoch rather than attach to the old rings.
+                if h.announce(Side::Device)? != 1 {
+                    link.stale_driver_epoch = h.peer_epoch(Side::Device)?;
+                }
             }
         }
         match link.try_bring_up() {
@@ -613,6 +620,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             }
         }
         Ok(out)
+    }
+
+    fn pool_end(&self) -> usize {
+        self.buffers + 2 * usize::from(self.queue_size) * self.config.buffer_size
     }
 
     fn buffer_offset(&self, index: u16) -> usize {
@@ -781,6 +792,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             LinkError::PeerRestarted => {
                 self.stats.peer_restarts += 1;
                 self.state = State::Broken;
+                self.host_restarted = self.config.role == Role::Remote;
             }
             LinkError::Message(_) => self.stats.message_errors += 1,
             _ => {}
@@ -965,6 +977,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 }))
             }
             Role::Remote => {
+                let (pool_start, pool_end) = (self.buffers, self.pool_end());
                 let Ends::Remote { tx, .. } = &mut self.ends else {
                     return Err(LinkError::NotReady);
                 };
@@ -974,7 +987,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     Err(e) => return Err(self.fail(LinkError::Ring(e))),
                 };
                 let b = chain.buffers()[0];
-                if !b.device_writable || (b.len as usize) < hdr + 1 {
+                if !b.device_writable
+                    || (b.len as usize) < hdr + 1
+                    || b.offset < pool_start
+                    || b.offset.saturating_add(b.len as usize) > pool_end
+                {
                     // Give it straight back, unused.
                     let notify = tx.push_used(chain, 0).map_err(LinkError::Ring);
                     if let Err(e) = notify {
@@ -1176,6 +1193,12 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         let size = self.config.buffer_size;
         let buffers = self.buffers;
         let queue_size = self.queue_size;
+        // A host pointing us at its rings, our header or the resource table
+        // is refused even though that memory is inside the window.
+        let pool = (self.buffers, self.pool_end());
+        let in_pool = |offset: usize, len: u32| {
+            offset >= pool.0 && offset.saturating_add(len as usize) <= pool.1
+        };
         let got = match &mut self.ends {
             Ends::Host { rx, .. } => match rx.pop_used() {
                 Ok(Some(u)) => {
@@ -1201,7 +1224,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             Ends::Remote { rx, .. } => match rx.pop_available() {
                 Ok(Some(chain)) => {
                     let b = chain.buffers()[0];
-                    if b.len < hdr {
+                    if b.len < hdr || !in_pool(b.offset, b.len) {
                         Err((
                             Some(RxSlot::Remote(chain)),
                             LinkError::Message(MessageError::Buffer),
@@ -1301,12 +1324,19 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 }
             }
             Role::Remote => {
-                if let Some(h) = self.header {
-                    self.stale_driver_epoch = h.peer_epoch(Side::Device)?;
-                    h.announce(Side::Device)?;
+                match self.header {
+                    // The host restarted: attach to its new rings.
+                    Some(_) if self.host_restarted => self.stale_driver_epoch = self.peer_epoch,
+                    // We found the fault: ask the host to reset the rings.
+                    Some(h) => {
+                        self.stale_driver_epoch = h.peer_epoch(Side::Device)?;
+                        h.announce(Side::Device)?;
+                    }
+                    // No epochs: wait for the host to set DRIVER_OK again.
+                    None => self.publish_table()?,
                 }
+                self.host_restarted = false;
                 self.peer_epoch = None;
-                self.publish_table()?;
                 Ok(())
             }
         }

@@ -333,6 +333,12 @@ fn each_corrupted_field_is_reported_counted_and_survives_reset() {
             |e| *e == LinkError::Ring(RingError::DescriptorIndex(300)),
         ),
         (
+            "buffer address on the rings, inside the window",
+            |w| w.write_u64(at::V1, BUS + at::V1 as u64).unwrap(),
+            Role::Remote,
+            |e| *e == LinkError::Message(MessageError::Buffer),
+        ),
+        (
             "indirect flag",
             |w| w.write_u16(at::V1 + 12, 4).unwrap(),
             Role::Remote,
@@ -527,6 +533,28 @@ fn a_peer_restart_is_seen_through_the_epoch() {
     r.create_endpoint(Some(9)).unwrap();
     assert!(h.send(1, 9, b"welcome back").unwrap());
     assert_eq!(expect_message(&mut r).2, b"welcome back");
+}
+
+#[test]
+fn a_host_restart_costs_one_reset_on_each_side() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (h, mut r, _, _) = up(w, ours(Role::Host, 16), ours(Role::Remote, 16));
+    drop(h);
+    let mut h = L::new(w, ours(Role::Host, 16), Bell::default()).unwrap();
+    assert_eq!(r.poll(), Err(LinkError::PeerRestarted));
+    r.reset().unwrap();
+    r.poll().unwrap();
+    assert!(r.is_up());
+    h.poll().unwrap();
+    assert_eq!(
+        h.stats().peer_restarts,
+        0,
+        "the remote re-attached without restarting"
+    );
+    h.create_endpoint(Some(1)).unwrap();
+    assert!(r.send(2, 1, b"still here").unwrap());
+    assert_eq!(expect_message(&mut h).2, b"still here");
 }
 
 proptest! {
