@@ -383,6 +383,8 @@ impl Validator<'_, '_> {
         let tree = self.cx.tree;
         let mut found = Vec::new();
         let mut owner: BTreeMap<NodeId, (usize, Span)> = BTreeMap::new();
+        // Ancestors of owned nodes -> (an owned node inside it, its owner).
+        let mut inner: BTreeMap<NodeId, (NodeId, (usize, Span))> = BTreeMap::new();
         let mut devices: Vec<Vec<(NodeId, Span)>> = Vec::new();
         for (pi, p) in self.m.partitions.iter().enumerate() {
             let mut mine = Vec::new();
@@ -392,10 +394,8 @@ impl Validator<'_, '_> {
                     continue;
                 };
                 // The same node, or one inside the other, is owned twice.
-                let clash = owner
-                    .iter()
-                    .find(|(&o, _)| tree.is_within(id, o) || tree.is_within(o, id));
-                if let Some((&o, &(other, at))) = clash {
+                let clash = owner_of(tree, &owner, id).or_else(|| inner.get(&id).copied());
+                if let Some((o, (other, at))) = clash {
                     let who = &self.m.partitions[other].name.value;
                     let what = if o == id {
                         "it".to_string()
@@ -415,6 +415,12 @@ impl Validator<'_, '_> {
                         .note(at, "owned here"),
                     );
                     continue;
+                }
+                // Remember every ancestor, so a later owner of a parent node is caught.
+                let mut up = tree.node(id).parent;
+                while let Some(a) = up {
+                    inner.entry(a).or_insert((id, (pi, d.span)));
+                    up = tree.node(a).parent;
                 }
                 owner.insert(id, (pi, d.span));
                 mine.push((id, d.span));
@@ -465,10 +471,9 @@ impl Validator<'_, '_> {
                         .map(|c| (c, "clock")),
                 );
                 for (provider, what) in providers {
-                    let held = owner
-                        .iter()
-                        .find(|(&o, &(other, _))| other != pi && tree.is_within(provider, o));
-                    if let Some((_, &(other, at))) = held {
+                    let held =
+                        owner_of(tree, &owner, provider).filter(|(_, (other, _))| *other != pi);
+                    if let Some((_, (other, at))) = held {
                         found.push(
                             Diagnostic::new(
                                 Code::ProviderUnreachable,
@@ -746,6 +751,22 @@ impl Validator<'_, '_> {
         }
         self.diags.extend(found);
     }
+}
+
+/// The owned node that `id` is, or is inside, with its owner.
+fn owner_of(
+    tree: &Tree,
+    owner: &BTreeMap<NodeId, (usize, Span)>,
+    id: NodeId,
+) -> Option<(NodeId, (usize, Span))> {
+    let mut cur = Some(id);
+    while let Some(c) = cur {
+        if let Some(&o) = owner.get(&c) {
+            return Some((c, o));
+        }
+        cur = tree.node(c).parent;
+    }
+    None
 }
 
 /// The part of an interrupt specifier that names the line (flags dropped).

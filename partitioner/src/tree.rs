@@ -48,6 +48,12 @@ pub struct Tree {
 /// The root node's id.
 pub const ROOT: NodeId = 0;
 
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
 impl Tree {
     /// Reads a blob (checked as by [`crate::dt::DeviceTree::new`]).
     pub fn parse(blob: &[u8]) -> Result<Self, DtError> {
@@ -64,6 +70,22 @@ impl Tree {
         tree.copy_node(root, None, 0)?;
         tree.reindex();
         Ok(tree)
+    }
+
+    /// A tree holding only an empty root, to build on.
+    pub fn new() -> Self {
+        Tree {
+            nodes: alloc::vec![NodeData {
+                name: String::new(),
+                parent: None,
+                children: Vec::new(),
+                props: Vec::new()
+            }],
+            reservations: Vec::new(),
+            boot_cpuid: 0,
+            by_path: BTreeMap::from([("/".into(), ROOT)]),
+            by_phandle: BTreeMap::new(),
+        }
     }
 
     fn copy_node(
@@ -242,7 +264,8 @@ impl Tree {
             props: Vec::new(),
         });
         self.nodes[parent].children.push(id);
-        self.reindex();
+        let path = self.path(id);
+        self.by_path.insert(path, id);
         id
     }
 
