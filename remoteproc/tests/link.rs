@@ -536,6 +536,45 @@ fn a_peer_restart_is_seen_through_the_epoch() {
 }
 
 #[test]
+fn dispatch_calls_back_per_message_and_service() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut h, mut r, _, _) = up(
+        w,
+        table_config(Role::Host, 16),
+        table_config(Role::Remote, 16),
+    );
+    h.create_endpoint(Some(1)).unwrap();
+    h.create_endpoint(Some(3)).unwrap();
+    let re = r.create_endpoint(Some(2)).unwrap();
+    r.announce(re, b"echo").unwrap();
+    for dst in [1, 3, 1] {
+        assert!(r.send(2, dst, &[dst as u8; 3]).unwrap());
+    }
+    let mut seen = Vec::new();
+    let mut services = Vec::new();
+    let n = h
+        .dispatch(
+            |m| {
+                let mut b = [0u8; 3];
+                m.read(0, &mut b).unwrap();
+                seen.push((m.dst(), b[0]));
+            },
+            |s| services.push(s.name().to_vec()),
+        )
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(seen, vec![(1, 1), (3, 3), (1, 1)]);
+    assert_eq!(services, vec![b"echo".to_vec()]);
+    // Every RX buffer went back: the remote can fill the ring again.
+    let mut sent = 0;
+    while r.send(2, 1, b"x").unwrap() {
+        sent += 1;
+    }
+    assert_eq!(sent, 16);
+}
+
+#[test]
 fn a_host_restart_costs_one_reset_on_each_side() {
     let mem = region(WINDOW);
     let w = Window::from_words(&mem).with_bus_address(BUS);

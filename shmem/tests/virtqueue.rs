@@ -396,3 +396,71 @@ proptest! {
         }
     }
 }
+
+/// A non-coherent window: the rings clean what they write and invalidate what
+/// they read, always inside the window.
+#[test]
+fn cache_hook_sees_every_ring_access_inside_the_window() {
+    use shmem::CacheMaintenance;
+    use std::sync::Mutex;
+    #[derive(Default)]
+    struct Record(Mutex<Vec<(bool, usize, usize)>>);
+    impl CacheMaintenance for Record {
+        fn clean(&self, addr: usize, len: usize) {
+            self.0.lock().unwrap().push((true, addr, len));
+        }
+        fn invalidate(&self, addr: usize, len: usize) {
+            self.0.lock().unwrap().push((false, addr, len));
+        }
+    }
+    let mem = region(0x4000);
+    let rec = Record::default();
+    let w = Window::from_words(&mem)
+        .with_bus_address(BUS)
+        .with_cache(&rec);
+    let (mut drv, mut dev, l) = pair(w, Notification::default());
+    rec.0.lock().unwrap().clear();
+    drv.add(
+        &[Segment {
+            addr: BUS + 0x3000,
+            len: 8,
+            device_writable: true,
+        }],
+        0,
+    )
+    .unwrap();
+    drv.publish().unwrap();
+    let base = mem.as_ptr() as usize;
+    let cleaned = |off: usize| {
+        rec.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(c, a, n)| c && a <= base + off && base + off < a + n)
+    };
+    let invalidated = |off: usize| {
+        rec.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(c, a, n)| !c && a <= base + off && base + off < a + n)
+    };
+    assert!(
+        cleaned(l.desc) && cleaned(l.avail + 4) && cleaned(l.avail + 2),
+        "driver cleans desc, ring, idx"
+    );
+    assert!(invalidated(l.used), "driver reads used.flags fresh");
+    let c = dev.pop_available().unwrap().unwrap();
+    assert!(
+        invalidated(l.desc) && invalidated(l.avail + 2),
+        "device reads desc and idx fresh"
+    );
+    dev.push_used(c, 8).unwrap();
+    assert!(
+        cleaned(l.used + 4) && cleaned(l.used + 2),
+        "device cleans used element and idx"
+    );
+    for &(_, a, n) in rec.0.lock().unwrap().iter() {
+        assert!(a >= base && a + n <= base + 0x4000);
+    }
+}
