@@ -602,15 +602,27 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 }
             };
         }
-        // The two rings and the buffers must not overlap each other.
+        // The two rings, the buffers, the resource table and our header must
+        // not overlap: a host zeroing a ring placed (by a hostile table) over
+        // the table or the header would otherwise erase them.
         let span = |l: &RingLayout| (l.desc, l.used + 6 + 8 * usize::from(l.size));
         let bufs = (
             self.buffers,
             self.buffers + 2 * usize::from(queue_size) * self.config.buffer_size,
         );
-        let parts = [span(&out[0]), span(&out[1]), bufs];
-        for a in 0..3 {
-            for b in a + 1..3 {
+        let table = match self.config.placement {
+            Placement::ResourceTable {
+                table, table_len, ..
+            } => (table, table + table_len),
+            Placement::Static { .. } => (0, 0),
+        };
+        let header = match self.config.header {
+            Some(at) => (at, at + shmem::header::HEADER_SIZE),
+            None => (0, 0),
+        };
+        let parts = [span(&out[0]), span(&out[1]), bufs, table, header];
+        for a in 0..parts.len() {
+            for b in a + 1..parts.len() {
                 if parts[a].0 < parts[b].1 && parts[b].0 < parts[a].1 {
                     return Err(match device {
                         Some(_) => LinkError::Table(TableError::BadDevice),
@@ -658,9 +670,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 return Err(LinkError::Table(TableError::BadVring(1)));
             }
             queue_size = dev.vrings[0].num as u16;
-            if let Err(e) = self.check_geometry(queue_size) {
+            if self.check_geometry(queue_size).is_err() {
                 self.stats.table_errors += 1;
-                let _ = e;
                 return Err(LinkError::Table(TableError::BadVring(0)));
             }
             notification.event_idx =

@@ -490,6 +490,14 @@ fn corrupt_resource_tables_keep_the_host_down() {
             w.write_u32(ENTRY + vdev::VRING + 20 + vring::DA, 0x7000_1000)
                 .unwrap()
         }),
+        ("vring over the table", |w| {
+            w.write_u32(ENTRY + vdev::VRING + vring::DA, 0x7000_0000)
+                .unwrap()
+        }),
+        ("vring over the buffers", |w| {
+            w.write_u32(ENTRY + vdev::VRING + vring::DA, 0x7000_8000)
+                .unwrap()
+        }),
         ("config_len", |w| {
             w.write_u32(ENTRY + vdev::CONFIG_LEN, u32::MAX).unwrap()
         }),
