@@ -360,26 +360,29 @@ impl<'a> DeviceTree<'a> {
     }
 }
 
-/// A node's properties as `(name, value)`, skipping any that do not parse.
+/// A node's properties as `(name, value)`, up to the first that does not parse.
 pub(crate) fn raw_props<'a>(node: RawNode<'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    // Stop at an error: the reader does not advance past a bad entry, so
+    // skipping it would yield the same error forever.
     node.properties()
         .into_iter()
         .flat_map(|p| p.iter())
-        .filter_map(Result::ok)
+        .map_while(Result::ok)
         .map(|p| (p.name, p.value))
 }
 
-/// A node's children, skipping any that do not parse.
+/// A node's children, up to the first that does not parse.
 pub(crate) fn raw_children<'a>(node: RawNode<'a>) -> impl Iterator<Item = RawNode<'a>> {
     children(node)
 }
 
-/// The children of `node` that parse.
+/// The children of `node`, up to the first that does not parse (see
+/// [`raw_props`] for why not past it).
 fn children<'a>(node: Node<'a>) -> impl Iterator<Item = Node<'a>> {
     node.children()
         .into_iter()
         .flat_map(|c| c.iter())
-        .filter_map(Result::ok)
+        .map_while(Result::ok)
 }
 
 /// The raw value of property `name`.
