@@ -86,7 +86,7 @@ codes! {
     LinkUnknownPartition = "P0401": "link names an unknown partition",
     LinkToItself = "P0402": "link between a partition and itself",
     WindowTooSmall = "P0403": "link window too small for its rings and buffers",
-    WindowPlacement = "P0404": "link window outside DRAM, misaligned, or overlapping the boot stage",
+    WindowPlacement = "P0404": "link window outside DRAM, above 4 GiB, misaligned, or over the boot stage",
     WindowOverlap = "P0405": "two link windows overlap",
     UnknownAvpsKind = "P0406": "AVPS device kind unknown or not carried over a link",
     ProviderNotOnLink = "P0407": "AVPS device provided by a partition not on the link",

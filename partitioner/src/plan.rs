@@ -17,6 +17,9 @@ use crate::tree::Tree;
 pub const WINDOW_ALIGN: u64 = 0x1_0000;
 /// Room kept for a partition's device tree.
 pub const DTB_ROOM: u64 = 0x20_0000;
+/// Windows end below 4 GiB: the remoteproc resource table and rpmsg-lite carry
+/// vring addresses in 32 bits.
+pub const WINDOW_LIMIT: u64 = 1 << 32;
 /// First SGI used for link doorbells (Linux keeps 0-7 for its own IPIs).
 pub const FIRST_DOORBELL_SGI: u32 = 8;
 
@@ -262,12 +265,12 @@ pub fn plan(
     })
 }
 
-/// The highest `WINDOW_ALIGN`-aligned place for `size` bytes in `dram` that
-/// overlaps nothing in `taken`.
+/// The highest `WINDOW_ALIGN`-aligned place for `size` bytes in `dram`, below
+/// [`WINDOW_LIMIT`], that overlaps nothing in `taken`.
 fn highest_free(dram: &[(u64, u64)], taken: &[(u64, u64)], size: u64) -> Option<u64> {
     let mut best: Option<u64> = None;
     for &(base, len) in dram {
-        let mut top = base.checked_add(len)?;
+        let mut top = base.checked_add(len)?.min(WINDOW_LIMIT);
         // Walk down from the top of this range, jumping below whatever is in the way.
         loop {
             let start = top.checked_sub(size)? & !(WINDOW_ALIGN - 1);

@@ -619,6 +619,13 @@ impl Validator<'_, '_> {
                         ),
                         "place it inside DRAM, or leave out `base` to let the planner place it",
                     ));
+                } else if w.0.saturating_add(w.1) > crate::plan::WINDOW_LIMIT {
+                    found.push(Diagnostic::new(
+                        Code::WindowPlacement,
+                        base.span,
+                        format!("link window {:#x}..{:#x} is above 4 GiB", w.0, w.0.saturating_add(w.1)),
+                        "place it below 4 GiB: vring addresses in the resource table and rpmsg-lite are 32-bit",
+                    ));
                 } else if self.cx.boot_region.is_some_and(|b| overlaps(w, b)) {
                     found.push(Diagnostic::new(
                         Code::WindowPlacement,

@@ -229,6 +229,12 @@ pub(crate) fn svg(loaded: &Loaded, plan: &Plan) -> String {
         "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
     ];
     let colour = |i: usize| PALETTE[i % PALETTE.len()];
+    // Partitions in their colour, link windows grey, the boot stage dark.
+    let fill = |label: &str, who: Option<usize>| match who {
+        Some(i) => colour(i),
+        None if label.starts_with("link") => "#999999",
+        None => "#333333",
+    };
     let width = 900;
     let mut body = String::new();
     let mut y = 30;
@@ -278,7 +284,7 @@ pub(crate) fn svg(loaded: &Loaded, plan: &Plan) -> String {
             }
             let x = x0 + (start - base) as f64 / len as f64 * w;
             let rw = ((end - start) as f64 / len as f64 * w).max(2.0);
-            let fill = who.map_or("#333333", colour);
+            let fill = fill(label, *who);
             let _ = writeln!(
                 body,
                 r#"<rect x="{x:.1}" y="{y}" width="{rw:.1}" height="30" fill="{fill}"><title>{} {:#x}..{:#x} ({})</title></rect>"#,
@@ -299,7 +305,7 @@ pub(crate) fn svg(loaded: &Loaded, plan: &Plan) -> String {
         y += 70;
     }
     for (b, s, label, who) in &regions {
-        let fill = who.map_or("#333333", colour);
+        let fill = fill(label, *who);
         let _ = writeln!(
             body,
             r#"<rect x="120" y="{}" width="14" height="14" fill="{fill}"/><text x="142" y="{}" font-size="12">{} {:#x}..{:#x} ({})</text>"#,
