@@ -111,38 +111,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn phases(devices: u32) {
-    let (text, blob) = (manifest(devices), board(devices));
-    let t = Instant::now();
-    let tree = Tree::parse(&blob).unwrap();
-    let a = t.elapsed();
-    let t = Instant::now();
-    let (m, _) = partitioner::parse::parse(&text);
-    let m = m.unwrap();
-    let b = t.elapsed();
-    let dram = rules::board_dram(&tree);
-    let boot_region = rules::boot_region(&dram, 16 << 20);
-    let cx = Context {
-        tree: &tree,
-        dram,
-        boot_region,
-        images: &NoImages,
-    };
-    let t = Instant::now();
-    let (resolved, _) = rules::validate(&m, &cx);
-    let c = t.elapsed();
-    let t = Instant::now();
-    let _ = partitioner::plan::plan(&m, &tree, &resolved, boot_region);
-    let d = t.elapsed();
-    eprintln!("{devices}: tree {a:?} toml {b:?} validate {c:?} plan {d:?}");
-}
-
 fn main() {
-    if std::env::var_os("PHASES").is_some() {
-        for n in [200, 2000] {
-            phases(n);
-        }
-    }
     println!("check of a 64-core, 32-partition manifest (parse + validate + plan), median of runs");
     println!(
         "{:>8} {:>8} {:>12} {:>14} {:>16}",

@@ -73,31 +73,39 @@ impl MemoryRange {
     }
 }
 
-/// How an OS image is laid out and entered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKind {
-    /// An arm64 Linux `Image` (header with `text_offset`, `image_size`).
-    Linux,
-    /// An AArch64 ELF executable, placed by its program headers.
-    Elf,
-    /// A flat binary loaded and entered at `load-address`.
-    Raw,
+/// An enum whose variants have manifest spellings: `ALL` lists them, `as_str`
+/// gives a variant's.
+macro_rules! spelled {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            /// Every variant with its manifest spelling.
+            pub const ALL: &'static [(&'static str, $name)] = &[$(($text, $name::$variant),)*];
+
+            /// The manifest spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+    };
 }
 
-impl ImageKind {
-    /// Every kind with its manifest spelling.
-    pub const ALL: &'static [(&'static str, ImageKind)] = &[
-        ("linux", ImageKind::Linux),
-        ("elf", ImageKind::Elf),
-        ("raw", ImageKind::Raw),
-    ];
-
-    /// The manifest spelling.
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("?", |(s, _)| s)
+spelled! {
+    /// How an OS image is laid out and entered.
+    ImageKind {
+        /// An arm64 Linux `Image` (header with `text_offset`, `image_size`).
+        Linux = "linux",
+        /// An AArch64 ELF executable, placed by its program headers.
+        Elf = "elf",
+        /// A flat binary loaded and entered at `load-address`.
+        Raw = "raw",
     }
 }
 
@@ -118,31 +126,15 @@ pub struct Image {
     pub span: Span,
 }
 
-/// How one side of a link tells the other to look at the rings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Doorbell {
-    /// No interrupt: the peer polls.
-    Poll,
-    /// An Arm software-generated interrupt to the peer's cores.
-    Sgi,
-    /// A mailbox register.
-    Mailbox,
-}
-
-impl Doorbell {
-    /// Every kind with its manifest spelling.
-    pub const ALL: &'static [(&'static str, Doorbell)] = &[
-        ("poll", Doorbell::Poll),
-        ("sgi", Doorbell::Sgi),
-        ("mailbox", Doorbell::Mailbox),
-    ];
-
-    /// The manifest spelling.
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("?", |(s, _)| s)
+spelled! {
+    /// How one side of a link tells the other to look at the rings.
+    Doorbell {
+        /// No interrupt: the peer polls.
+        Poll = "poll",
+        /// An Arm software-generated interrupt to the peer's cores.
+        Sgi = "sgi",
+        /// A mailbox register.
+        Mailbox = "mailbox",
     }
 }
 

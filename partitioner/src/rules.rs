@@ -154,30 +154,25 @@ impl Validator<'_, '_> {
     }
 
     fn names(&mut self) {
-        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
-        for p in &self.m.partitions {
-            if let Some(first) = seen.insert(&p.name.value, p.name.span) {
-                let d = Diagnostic::new(
-                    Code::DuplicateName,
-                    p.name.span,
-                    format!("a second partition is named `{}`", p.name.value),
-                    "give each partition its own name",
-                )
-                .note(first, "the first one");
-                self.diags.push(d);
-            }
-        }
-        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
-        for l in &self.m.links {
-            if let Some(first) = seen.insert(&l.name.value, l.name.span) {
-                let d = Diagnostic::new(
-                    Code::DuplicateName,
-                    l.name.span,
-                    format!("a second link is named `{}`", l.name.value),
-                    "give each link its own name",
-                )
-                .note(first, "the first one");
-                self.diags.push(d);
+        let partitions = self.m.partitions.iter().map(|p| &p.name);
+        let links = self.m.links.iter().map(|l| &l.name);
+        for (names, what) in [
+            (partitions.collect::<Vec<_>>(), "partition"),
+            (links.collect(), "link"),
+        ] {
+            let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+            for name in names {
+                if let Some(first) = seen.insert(&name.value, name.span) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::DuplicateName,
+                            name.span,
+                            format!("a second {what} is named `{}`", name.value),
+                            format!("give each {what} its own name"),
+                        )
+                        .note(first, "the first one"),
+                    );
+                }
             }
         }
     }
