@@ -182,3 +182,15 @@ fn two_threads_rpmsg_lite_layout() {
     rc.header = Some(HEADER);
     stress(hc, rc);
 }
+
+/// A benchmark harness drives each end from its own thread, as here: the link
+/// types must stay `Send` (and the window `Sync`).
+#[test]
+fn links_and_windows_cross_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Link<'static, Polling, 256, 16>>();
+    send::<remoteproc::TxBuffer<'static>>();
+    send::<remoteproc::RxMessage<'static>>();
+    sync::<Window<'static>>();
+}
