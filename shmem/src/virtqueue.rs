@@ -626,6 +626,7 @@ pub struct DeviceQueue<'a> {
     last_avail: u16,
     used_idx: u16,
     in_flight: u16,
+    want_notifications: bool,
 }
 
 impl<'a> DeviceQueue<'a> {
@@ -645,6 +646,7 @@ impl<'a> DeviceQueue<'a> {
             last_avail: 0,
             used_idx: 0,
             in_flight: 0,
+            want_notifications: true,
         };
         q.reset()?;
         Ok(q)
@@ -656,6 +658,7 @@ impl<'a> DeviceQueue<'a> {
         self.used_idx = self.window.read_u16(self.layout.used_idx())?;
         self.last_avail = 0;
         self.in_flight = 0;
+        self.want_notifications = true;
         Ok(())
     }
 
@@ -746,7 +749,7 @@ impl<'a> DeviceQueue<'a> {
         }
         self.last_avail = self.last_avail.wrapping_add(1);
         self.in_flight += 1;
-        if self.notification.event_idx {
+        if self.notification.event_idx && self.want_notifications {
             // Ask to be notified when the driver publishes past this entry.
             self.window
                 .write_u16(self.layout.avail_event(), self.last_avail)?;
@@ -796,6 +799,7 @@ impl<'a> DeviceQueue<'a> {
     /// Asks the driver for notifications again. Returns whether chains are
     /// already waiting (process them rather than wait).
     pub fn enable_notifications(&mut self) -> Result<bool, RingError> {
+        self.want_notifications = true;
         if self.notification.event_idx {
             self.window
                 .write_u16(self.layout.avail_event(), self.last_avail)?;
@@ -811,6 +815,9 @@ impl<'a> DeviceQueue<'a> {
 
     /// Tells the driver notifications are not needed (advisory).
     pub fn disable_notifications(&mut self) -> Result<(), RingError> {
+        // With the event index, leaving `avail_event` behind is the
+        // suppression: the driver notifies only when it crosses it.
+        self.want_notifications = false;
         if !self.notification.event_idx {
             self.window
                 .write_u16(self.layout.used_flags(), USED_F_NO_NOTIFY)?;

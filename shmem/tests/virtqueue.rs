@@ -207,6 +207,21 @@ fn suppression_flags_and_event_index() {
         drv.publish().unwrap(),
         "device asked for the entry after the ones it took"
     );
+    // A busy device stops asking: taking entries no longer moves avail_event.
+    dev.disable_notifications().unwrap();
+    dev.pop_available().unwrap().unwrap();
+    drv.add(&seg, 3).unwrap();
+    assert!(
+        !drv.publish().unwrap(),
+        "suppressed while the device is busy"
+    );
+    assert!(
+        dev.enable_notifications().unwrap(),
+        "re-enabling finds the pending entry"
+    );
+    dev.pop_available().unwrap().unwrap();
+    drv.add(&seg, 4).unwrap();
+    assert!(drv.publish().unwrap(), "armed again");
 }
 
 #[test]
