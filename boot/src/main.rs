@@ -10,9 +10,14 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod metal;
+#[cfg(target_os = "none")]
+mod plan;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -8,6 +8,8 @@ use boards::{power, Board};
 use partitioner::dt::{self, DeviceTree, Located, NodeName};
 use ufmt::{uwrite, uwriteln};
 
+use crate::plan;
+
 core::arch::global_asm!(include_str!("start.s"));
 
 /// Largest device tree accepted from a loader.
@@ -53,6 +55,7 @@ extern "C" fn boot_main(dtb_addr: usize, image_base: usize) -> ! {
 
     let board = Board::from_compatibles(tree.compatibles());
     banner(&mut con, &tree, board, dtb_addr, image_base);
+    plan::run(&mut con, &tree, board, image_base);
     power_off(&mut con, &tree, board)
 }
 
@@ -159,7 +162,7 @@ fn banner(
     let _ = uwriteln!(con, "");
 }
 
-fn device_line(con: &mut Console, what: &str, node: Option<Located<'_>>) {
+pub(crate) fn device_line(con: &mut Console, what: &str, node: Option<Located<'_>>) {
     let _ = uwrite!(con, "{}: ", what);
     let Some(node) = node else {
         let _ = uwriteln!(con, "none");
@@ -187,7 +190,7 @@ fn node_name(con: &mut Console, name: NodeName<'_>) {
     }
 }
 
-fn power_off(con: &mut Console, tree: &DeviceTree<'_>, board: Option<&Board>) -> ! {
+pub(crate) fn power_off(con: &mut Console, tree: &DeviceTree<'_>, board: Option<&Board>) -> ! {
     let method = board.map_or(boards::table::PowerOff::Psci, |b| b.power_off);
     match method {
         boards::table::PowerOff::Psci => {

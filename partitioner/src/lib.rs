@@ -14,11 +14,15 @@ pub mod cells;
 pub mod diag;
 pub mod dt;
 pub mod dtgen;
+#[cfg(feature = "std")]
+pub mod host;
 pub mod layout;
 pub mod manifest;
+pub mod pack;
 #[cfg(feature = "std")]
 pub mod parse;
 pub mod plan;
 pub mod planfile;
+pub mod recheck;
 pub mod rules;
 pub mod tree;

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fdtget;
+pub mod fixtures;
 pub mod qemu;
 
 use std::path::PathBuf;

@@ -11,9 +11,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use partitioner::diag::{suggest, Code, Diagnostic};
+use partitioner::host::{pack_firmware, validate_and_plan, DirImages};
 use partitioner::manifest::Manifest;
 use partitioner::plan::Plan;
-use partitioner::rules::{self, Context, Images, Resolved};
+use partitioner::rules::{self, Resolved};
 use partitioner::tree::Tree;
 
 /// Check, show and build AMP partitionings: which cores, memory and devices each
@@ -71,6 +72,18 @@ enum Command {
         #[arg(long)]
         dts: bool,
     },
+    /// Pack one firmware image: the boot stage, the boot plan and every
+    /// partition's image and initrd.
+    Pack {
+        #[command(flatten)]
+        input: Input,
+        /// The boot stage (`cargo xtask build` writes it).
+        #[arg(long, value_name = "FILE", default_value = "target/firmware/boot.bin")]
+        boot: PathBuf,
+        /// Write the packed image here.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Picture the partitioning: cores, memory map to scale, device ownership.
     Show {
         #[command(flatten)]
@@ -114,23 +127,15 @@ pub(crate) struct Loaded {
     pub(crate) plan: Option<Plan>,
 }
 
-struct FsImages(PathBuf);
-
-impl Images for FsImages {
-    fn head(&self, path: &str, max: usize) -> Result<(Vec<u8>, u64), String> {
-        use std::io::Read;
-        let full = self.0.join(path);
-        let file = std::fs::File::open(&full).map_err(|e| format!("{} ({e})", full.display()))?;
-        let len = file
-            .metadata()
-            .map_err(|e| format!("{}: {e}", full.display()))?
-            .len();
-        let mut head = Vec::new();
-        file.take(max as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| format!("{}: {e}", full.display()))?;
-        Ok((head, len))
-    }
+/// Where image paths are relative to: `--images`, or the manifest's folder.
+fn images_dir(input: &Input) -> PathBuf {
+    input.images.clone().unwrap_or_else(|| {
+        input
+            .manifest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    })
 }
 
 fn load(input: &Input) -> Result<Loaded, String> {
@@ -186,22 +191,10 @@ fn load(input: &Input) -> Result<Loaded, String> {
         dram = board.default_dram.to_vec();
     }
     let boot_region = rules::boot_region(&dram, board.boot_region_size);
-    let images = FsImages(images_dir);
-    let cx = Context {
-        tree: &tree,
-        dram,
-        boot_region,
-        images: &images,
-    };
-    let (resolved, found) = rules::validate(&manifest, &cx);
+    let images = DirImages(images_dir);
+    let (resolved, plan, found) = validate_and_plan(&manifest, &tree, dram, boot_region, &images);
     diags.extend(found);
-    if diags.is_empty() {
-        // Placement is the last check: it can only fail once the rest holds.
-        match partitioner::plan::plan(&manifest, &tree, &resolved, boot_region) {
-            Ok(plan) => loaded.plan = Some(plan),
-            Err(d) => diags.push(d),
-        }
-    }
+    loaded.plan = plan;
     diags.sort_by_key(|d| (d.span.start, d.code));
     loaded.diags = diags;
     loaded.manifest = Some(manifest);
@@ -293,6 +286,32 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if dts {
                 print!("{}", to_dts(&blob)?);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pack {
+            input,
+            boot,
+            output,
+        } => {
+            let (_, plan) = match load_valid(&input)? {
+                Ok(v) => v,
+                Err(code) => return Ok(code),
+            };
+            let boot_stage = std::fs::read(&boot).map_err(|e| {
+                format!(
+                    "cannot read the boot stage {}: {e} (build it with `cargo xtask build`)",
+                    boot.display()
+                )
+            })?;
+            let packed = pack_firmware(&boot_stage, &plan, &images_dir(&input))?;
+            std::fs::write(&output, &packed)
+                .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            println!(
+                "wrote {} ({} bytes, boot stage {} bytes)",
+                output.display(),
+                packed.len(),
+                boot_stage.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { input, svg } => {

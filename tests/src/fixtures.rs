@@ -1,0 +1,80 @@
+//! Test fixtures for what no real source provides yet: stand-in RTOS images
+//! (minimal AArch64 ELFs placed where a manifest puts them) and a tiny
+//! initramfs. The Linux kernel is always Debian's real arm64 one.
+
+use std::path::Path;
+
+use partitioner::manifest::ImageKind;
+
+/// A minimal AArch64 ELF with one loadable segment of `size` bytes at `addr`:
+/// the stand-in for RTOS images that later build steps produce.
+pub fn elf(addr: u64, size: u64) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    f.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&addr.to_le_bytes()); // e_entry
+    f.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    f.extend_from_slice(&0u32.to_le_bytes());
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    f.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    for v in [0x1000u64, addr, addr, 0x100, size, 0x1000] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.resize(0x1100, 0);
+    f
+}
+
+/// A newc cpio archive holding one empty `init`.
+pub fn cpio() -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, mode) in [("init", 0o100755u32), ("TRAILER!!!", 0)] {
+        let header =
+            format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            1, mode, 0, 0, 1, 0, 0, 0, 0, 0, 0, name.len() + 1, 0
+        );
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    }
+    out
+}
+
+/// An images folder for `manifest`: Debian's real arm64 kernel as `Image`, a
+/// small initramfs, and for every ELF image an ELF placed at the start of its
+/// partition's memory.
+pub fn images_for(manifest: &Path, dir: &Path) {
+    let guest = boards::host::guest_dir().unwrap();
+    let kernel = guest.join("vmlinuz");
+    assert!(
+        kernel.is_file(),
+        "{} missing: run `cargo xtask setup`",
+        kernel.display()
+    );
+    std::os::unix::fs::symlink(&kernel, dir.join("Image")).unwrap();
+    std::fs::write(dir.join("initrd.cpio"), cpio()).unwrap();
+    let text = std::fs::read_to_string(manifest).unwrap();
+    if let (Some(m), _) = partitioner::parse::parse(&text) {
+        for p in &m.partitions {
+            let (Some(image), Some(first)) = (&p.image, p.memory.first()) else {
+                continue;
+            };
+            if image.kind.value == ImageKind::Elf && !image.path.value.starts_with("missing") {
+                let size = first.size.value.clamp(0x1000, 0x1_0000);
+                // Replace, never write through, the `Image` link to the cached kernel.
+                let path = dir.join(&image.path.value);
+                let _ = std::fs::remove_file(&path);
+                std::fs::write(path, elf(first.base.value, size)).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The boot stage with a packed plan (`amp pack`): it finds the plan after
+//! itself, decodes it and re-checks it against the machine it boots on, and
+//! refuses, with the reason, a plan whose cores or memory this machine lacks.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use boards::Board;
+use partitioner::host::{pack_firmware, validate_and_plan, DirImages};
+use partitioner::plan::Plan;
+use partitioner::rules;
+use partitioner::tree::Tree;
+use tests::qemu::{Machine, Transcript};
+use tests::Scratch;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Packs `manifest` (relative to the repository) against the board's tree.
+fn packed(manifest: &str, scratch: &Scratch) -> (PathBuf, Plan) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(manifest);
+    let images = scratch.0.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    tests::fixtures::images_for(&path, &images);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (m, diags) = partitioner::parse::parse(&text);
+    let m = m.unwrap_or_else(|| panic!("{manifest}: {diags:?}"));
+    let board = Board::by_name(&m.board.value).unwrap();
+    let tree =
+        Tree::parse(&std::fs::read(boards::host::board_dtb(board).unwrap()).unwrap()).unwrap();
+    let dram = rules::board_dram(&tree);
+    let boot_region = rules::boot_region(&dram, board.boot_region_size);
+    let (_, plan, diags) =
+        validate_and_plan(&m, &tree, dram, boot_region, &DirImages(images.clone()));
+    let plan = plan.unwrap_or_else(|| panic!("{manifest} must be valid: {diags:?}"));
+    let boot = std::fs::read(tests::boot_image()).unwrap();
+    let firmware = scratch.0.join("firmware.img");
+    std::fs::write(&firmware, pack_firmware(&boot, &plan, &images).unwrap()).unwrap();
+    (firmware, plan)
+}
+
+fn boot(firmware: &Path, cores: u32, memory_mib: u32) -> Transcript {
+    let board = Board::by_name("qemu-virt").unwrap();
+    let mut machine = Machine::new(board, firmware, None);
+    machine.cores = cores;
+    machine.memory_mib = memory_mib;
+    let t = tests::qemu::run(&machine, DEADLINE).expect("QEMU starts");
+    assert!(
+        t.exited_cleanly,
+        "the boot stage powers the machine off:\n{t}"
+    );
+    t
+}
+
+#[test]
+fn the_default_split_fits_qemu_virt() {
+    let scratch = Scratch::new("plan-ok");
+    let (firmware, plan) = packed("manifests/qemu-virt/linux-rtos.toml", &scratch);
+    let t = boot(&firmware, 4, 1024);
+    assert!(
+        t.values("plan")
+            .any(|l| l.starts_with("board qemu-virt, 2 partitions, 1 links")),
+        "{t}"
+    );
+    for p in &plan.partitions {
+        let cores: String = p.cores.iter().map(|c| format!(" {:#x}", c.1)).collect();
+        let memory: String = p
+            .memory
+            .iter()
+            .map(|m| format!(", memory {:#x}+{:#x}", m.0, m.1))
+            .collect();
+        let line = format!("partition {} cores{cores}{memory}", p.name);
+        assert!(
+            t.values("plan").any(|l| l == line),
+            "missing `{line}`:\n{t}"
+        );
+    }
+    assert_eq!(t.value("plan check"), "the plan fits this board", "{t}");
+}
+
+#[test]
+fn a_plan_naming_a_core_the_machine_lacks_is_refused() {
+    let scratch = Scratch::new("plan-cores");
+    let (firmware, _) = packed("manifests/qemu-virt/linux-rtos.toml", &scratch);
+    // The plan gives cores 2 and 3 to the RTOS; this machine has two cores.
+    let t = boot(&firmware, 2, 1024);
+    assert_eq!(
+        t.value("plan refused"),
+        "partition rtos: core with MPIDR 0x2 is not on this board; nothing started",
+        "{t}"
+    );
+    assert!(t.values("plan check").next().is_none(), "{t}");
+}
+
+#[test]
+fn a_plan_with_memory_beyond_dram_is_refused() {
+    let scratch = Scratch::new("plan-dram");
+    let (firmware, _) = packed("manifests/qemu-virt/two-rtos.toml", &scratch);
+    // 128 MiB of DRAM ends at 0x4800_0000, where rtos-b's memory begins.
+    let t = boot(&firmware, 4, 128);
+    assert_eq!(
+        t.value("plan refused"),
+        "partition rtos-b: memory 0x48000000+0x4000000 is outside this board's DRAM; nothing started",
+        "{t}"
+    );
+}
+
+#[test]
+fn a_corrupted_packed_image_is_refused() {
+    let scratch = Scratch::new("plan-corrupt");
+    let (firmware, _) = packed("manifests/qemu-virt/two-rtos.toml", &scratch);
+    let mut bytes = std::fs::read(&firmware).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&firmware, bytes).unwrap();
+    let t = boot(&firmware, 4, 1024);
+    assert_eq!(
+        t.value("plan refused"),
+        "a packed payload is corrupted (checksum mismatch); nothing started",
+        "{t}"
+    );
+}
