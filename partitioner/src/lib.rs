@@ -14,6 +14,7 @@ pub mod cells;
 pub mod diag;
 pub mod dt;
 pub mod dtgen;
+pub mod elf;
 #[cfg(feature = "std")]
 pub mod host;
 pub mod layout;

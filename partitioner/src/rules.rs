@@ -10,6 +10,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::diag::{suggest, Code, Diagnostic, Span};
+use crate::elf::{Elf, ElfError};
 use crate::layout::{window_layout, BUFFER_SIZE, RING_ENTRIES};
 use crate::manifest::{ImageKind, Manifest, Partition, AVPS_KINDS};
 use crate::tree::{NodeId, Tree};
@@ -798,11 +799,6 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Result<ImageFacts, Diagn
         head.get(o..o + 8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
     };
-    let u32_at = |o: usize| {
-        head.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
-    };
-    let u16_at = |o: usize| head.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let kind_error = |what: String| {
         Err(Diagnostic::new(
             Code::ImageKind,
@@ -855,56 +851,44 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Result<ImageFacts, Diagn
             })
         }
         ImageKind::Elf => {
-            if head.get(..4) != Some(b"\x7fELF") {
-                return kind_error("an ELF file (no ELF magic)".into());
-            }
-            if head.get(4) != Some(&2) || head.get(5) != Some(&1) {
-                return kind_error("a 64-bit little-endian ELF".into());
-            }
-            const EM_AARCH64: u16 = 183;
-            if u16_at(18) != Some(EM_AARCH64) {
-                return kind_error(format!(
-                    "an AArch64 ELF (e_machine is {})",
-                    u16_at(18).unwrap_or(0)
-                ));
-            }
-            let phoff = u64_at(0x20).unwrap_or(0) as usize;
-            let (phentsize, phnum) = (
-                usize::from(u16_at(0x36).unwrap_or(0)),
-                usize::from(u16_at(0x38).unwrap_or(0)),
-            );
-            let table_end = phoff.saturating_add(phentsize.saturating_mul(phnum));
-            if phentsize < 56 || table_end > head.len() {
-                return kind_error(
-                    "an ELF with readable program headers in its first 64 KiB".into(),
-                );
-            }
-            let (mut low, mut high) = (u64::MAX, 0u64);
-            for i in 0..phnum {
-                let ph = phoff + i * phentsize;
-                const PT_LOAD: u32 = 1;
-                if u32_at(ph) != Some(PT_LOAD) {
-                    continue;
+            let elf = match Elf::parse(head) {
+                Ok(elf) => elf,
+                Err(ElfError::NotElf) => return kind_error("an ELF file (no ELF magic)".into()),
+                Err(ElfError::WrongClass) => {
+                    return kind_error("a 64-bit little-endian ELF".into())
                 }
-                let (paddr, memsz) = (u64_at(ph + 24).unwrap_or(0), u64_at(ph + 40).unwrap_or(0));
-                if memsz > 0 && !inside_any((paddr, memsz), &ranges) {
+                Err(ElfError::WrongMachine(m)) => {
+                    return kind_error(format!("an AArch64 ELF (e_machine is {m})"))
+                }
+                Err(ElfError::BadProgramHeaders) => {
+                    return kind_error(
+                        "an ELF with readable program headers in its first 64 KiB".into(),
+                    )
+                }
+                Err(ElfError::NothingToLoad) => {
+                    return kind_error("an ELF with a loadable segment".into())
+                }
+            };
+            let base = ranges.first().map_or(0, |r| r.0);
+            let (mut low, mut high) = (u64::MAX, 0u64);
+            for (i, seg) in elf.segments(base).enumerate() {
+                if !inside_any((seg.addr, seg.memsz), &ranges) {
                     return fit_error(format!(
-                        "segment {i} at {paddr:#x}..{:#x} is outside it",
-                        paddr.saturating_add(memsz)
+                        "segment {i} at {:#x}..{:#x} is outside it",
+                        seg.addr,
+                        seg.addr.saturating_add(seg.memsz)
                     ));
                 }
-                if memsz > 0 {
-                    low = low.min(paddr);
-                    high = high.max(paddr.saturating_add(memsz));
+                if seg.offset.saturating_add(seg.filesz) > len {
+                    return kind_error("an ELF whose segments lie inside the file".into());
                 }
-            }
-            if low > high {
-                return kind_error("an ELF with a loadable segment".into());
+                low = low.min(seg.addr);
+                high = high.max(seg.addr.saturating_add(seg.memsz));
             }
             Ok(ImageFacts {
                 load: low,
                 size: high - low,
-                entry: u64_at(0x18).unwrap_or(low),
+                entry: elf.entry_at(base),
                 initrd_len: 0,
             })
         }
