@@ -46,6 +46,27 @@ pub fn psci_system_off(conduit: Conduit) -> smccc::psci::Error {
     }
 }
 
+/// Starts core `mpidr` at `entry` with `context` in its `x0`, through PSCI
+/// `CPU_ON`. It starts at the caller's exception level with the MMU off.
+///
+/// # Safety
+///
+/// `entry` must be the entry point of code placed, whole, in memory that the
+/// started core may run from (an image the boot plan put in its partition's
+/// memory), expecting `x0 = context`; the core must not be running.
+#[cfg(target_arch = "aarch64")]
+pub unsafe fn psci_cpu_on(
+    conduit: Conduit,
+    mpidr: u64,
+    entry: u64,
+    context: u64,
+) -> Result<(), smccc::psci::Error> {
+    match conduit {
+        Conduit::Hvc => smccc::psci::cpu_on::<smccc::Hvc>(mpidr, entry, context),
+        Conduit::Smc => smccc::psci::cpu_on::<smccc::Smc>(mpidr, entry, context),
+    }
+}
+
 register_structs! {
     /// The BCM2835 power-management block's reset registers (offsets from the
     /// `brcm,bcm2835-pm` / `-pm-wdt` node's first `reg`).

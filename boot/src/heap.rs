@@ -9,8 +9,9 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Heap size: room for a board device tree and a few edited copies of it.
-const HEAP_SIZE: usize = 256 * 1024;
+/// Heap size: room for the board's device tree, one edited copy per partition
+/// and the decoded plan. It lives in the boot stage's region.
+const HEAP_SIZE: usize = 4 << 20;
 
 #[repr(C, align(16))]
 struct Region(UnsafeCell<[u8; HEAP_SIZE]>);

@@ -37,9 +37,16 @@ fn console() -> Option<Console> {
     (base != 0).then(|| unsafe { Console::new(kind, base) })
 }
 
-/// Called by `start.s` with the loader's `x0` and the address the image runs at.
+/// This core's MPIDR affinity fields, as device trees write them in `reg`.
+pub(crate) fn own_mpidr() -> u64 {
+    use aarch64_cpu::registers::MPIDR_EL1;
+    MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// Called by `start.s` with the loader's `x0`, the address the image runs at,
+/// and where the packed image is (0: right here, as loaded).
 #[no_mangle]
-extern "C" fn boot_main(dtb_addr: usize, image_base: usize) -> ! {
+extern "C" fn boot_main(dtb_addr: usize, image_base: usize, package: usize) -> ! {
     let Some(blob) = device_tree_blob(dtb_addr) else {
         // No device tree, so no console to say so on.
         halt();
@@ -54,9 +61,22 @@ extern "C" fn boot_main(dtb_addr: usize, image_base: usize) -> ! {
     let Some(mut con) = console() else { halt() };
 
     let board = Board::from_compatibles(tree.compatibles());
-    banner(&mut con, &tree, board, dtb_addr, image_base);
-    plan::run(&mut con, &tree, board, image_base);
-    power_off(&mut con, &tree, board)
+    if package == 0 {
+        banner(&mut con, &tree, board, dtb_addr, image_base);
+    } else {
+        let _ = uwriteln!(
+            con,
+            "boot stage: running from its own region at {:#x}",
+            image_base
+        );
+    }
+    match plan::prepare(&mut con, &tree, blob, board, image_base, package) {
+        plan::Next::Nothing | plan::Next::Refuse => power_off(&mut con, &tree, board),
+        plan::Next::Relocate { to, package } => plan::relocate(&mut con, dtb_addr, to, package),
+        // From here on neither the device tree nor the packed image is read
+        // through a reference: applying overwrites both.
+        plan::Next::Apply(prepared) => plan::apply(&mut con, prepared),
+    }
 }
 
 /// The device tree at `addr`, if its header is sane.

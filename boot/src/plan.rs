@@ -1,14 +1,21 @@
-//! The packed payload after the boot stage: find it, decode the boot plan and
-//! re-check it against the hardware found at boot. Nothing is started when any
-//! part of it does not fit.
+//! The packed payload after the boot stage: find it, decode the boot plan,
+//! re-check it against the hardware found at boot, and apply it: move the boot
+//! stage out of the partitions' way, place every image, write every partition's
+//! device tree, clear the link windows and start each partition's boot core.
+//! Nothing is started when any part of it does not fit.
 
 use alloc::vec::Vec;
 
+use boards::power::Conduit;
 use boards::uart::Console;
 use boards::Board;
 use partitioner::dt::DeviceTree;
-use partitioner::pack::{self, EntryKind, PACK_ALIGN};
+use partitioner::elf::Elf;
+use partitioner::manifest::ImageKind;
+use partitioner::pack::{self, Entry, EntryKind, PACK_ALIGN};
+use partitioner::plan::Plan;
 use partitioner::recheck::{recheck, Mismatch};
+use partitioner::tree::Tree;
 use ufmt::{uwrite, uwriteln};
 
 extern "C" {
@@ -16,64 +23,374 @@ extern "C" {
     static __image_end: u8;
     /// Start of the image.
     static __image_start: u8;
+    /// start.s: copies the boot stage to `base` and starts it again there.
+    fn relocate_and_restart(base: usize, dtb: usize, package: usize) -> !;
+    /// start.s: enters an OS at `entry` with `x0 = dtb`, `x1-x3 = 0`.
+    fn enter_partition(entry: usize, dtb: usize) -> !;
+}
+
+/// The boot stage's own footprint in bytes.
+fn own_size() -> usize {
+    // Only the linker symbols' addresses are taken, never their contents.
+    (&raw const __image_end as usize) - (&raw const __image_start as usize)
+}
+
+/// The packed file's length, from the Image header `pack` widened.
+fn packed_len(package: usize) -> usize {
+    // SAFETY: the Image header at `package` is ours (start.s); `pack` set its
+    // image_size field (offset 16) to the whole packed file's length.
+    unsafe { core::ptr::read_volatile((package + 16) as *const u64) as usize }
 }
 
 /// The packed file from its table of contents on, and the table's file offset.
-fn packed_tail(image_base: usize) -> Option<(&'static [u8], usize)> {
-    // Only the linker symbols' addresses are taken, never their contents.
-    let own = (&raw const __image_end as usize) - (&raw const __image_start as usize);
-    let toc = own.next_multiple_of(PACK_ALIGN);
-    // SAFETY: the Image header at image_base is ours (start.s); `pack` set its
-    // image_size field (offset 16) to the whole packed file's length.
-    let total = unsafe { core::ptr::read_volatile((image_base + 16) as *const u64) } as usize;
+fn packed_tail(package: usize) -> Option<(&'static [u8], usize)> {
+    let toc = own_size().next_multiple_of(PACK_ALIGN);
+    let total = packed_len(package);
     if total <= toc {
         return None;
     }
-    // SAFETY: the loader placed the whole file (image_size bytes) at image_base.
-    // The part from `toc` on lies past our .bss and stack, so nothing writes it
-    // while this shared slice lives.
+    // SAFETY: the loader placed the whole file (image_size bytes) at `package`.
+    // The part from `toc` on lies past the boot stage's .bss and stack, and
+    // nothing writes it until `apply`, which no longer reads through this slice.
     Some((
-        unsafe { core::slice::from_raw_parts((image_base + toc) as *const u8, total - toc) },
+        unsafe { core::slice::from_raw_parts((package + toc) as *const u8, total - toc) },
         toc,
     ))
 }
 
-/// Decodes and re-checks the packed plan, printing what it finds.
-pub(crate) fn run(
+/// What to do once the plan is known good.
+pub(crate) enum Next {
+    /// No plan packed: a bare boot stage.
+    Nothing,
+    /// Refused (the reason is printed): start nothing.
+    Refuse,
+    /// Move the boot stage to its region first.
+    Relocate { to: usize, package: usize },
+    /// Everything prepared: copy, write, start.
+    Apply(Prepared),
+}
+
+/// One copy into a partition's memory: `len` bytes from `src` to `dest`, then
+/// `zero` bytes of zeros.
+struct Copy {
+    dest: u64,
+    src: usize,
+    len: usize,
+    zero: u64,
+}
+
+/// Everything `apply` needs, owned: after this no device-tree or package
+/// reference is used, since applying overwrites both.
+pub(crate) struct Prepared {
+    copies: Vec<Copy>,
+    /// Device trees to write: `(address, blob)`.
+    dtbs: Vec<(u64, Vec<u8>)>,
+    /// Windows to clear: `(base, size)`.
+    windows: Vec<(u64, u64)>,
+    /// Partitions to start: `(name, boot core MPIDR, entry, device tree)`.
+    starts: Vec<(alloc::string::String, u64, u64, u64)>,
+    conduit: Option<Conduit>,
+}
+
+fn refuse(con: &mut Console, why: &str) -> Next {
+    let _ = uwriteln!(con, "plan refused: {}; nothing started", why);
+    Next::Refuse
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
+}
+
+/// Finds, decodes and re-checks the plan; on the first pass (`package == 0`,
+/// the packed image is where the boot stage runs) asks to move out of the
+/// partitions' way, on the second prepares everything to apply.
+pub(crate) fn prepare(
     con: &mut Console,
     tree: &DeviceTree<'_>,
+    dtb: &[u8],
     board: Option<&Board>,
     image_base: usize,
-) {
-    let Some((tail, toc)) = packed_tail(image_base) else {
+    package: usize,
+) -> Next {
+    let first = package == 0;
+    let package = if first { image_base } else { package };
+    let Some((tail, toc)) = packed_tail(package) else {
         let _ = uwriteln!(con, "plan: none packed (a bare boot stage)");
-        return;
+        return Next::Nothing;
     };
     let entries = match pack::entries(tail, toc) {
         Ok(e) => e,
-        Err(e) => {
-            let _ = uwriteln!(con, "plan refused: {}; nothing started", e.as_str());
-            return;
-        }
+        Err(e) => return refuse(con, e.as_str()),
     };
-    let Some(bytes) = entries
-        .iter()
-        .find(|e| e.kind == EntryKind::Plan)
-        .and_then(|e| pack::payload(tail, toc, e))
-    else {
-        let _ = uwriteln!(
-            con,
-            "plan refused: the packed image holds no plan; nothing started"
-        );
-        return;
+    let find = |kind: EntryKind, partition: u32| -> Option<&'static [u8]> {
+        let e = entries
+            .iter()
+            .find(|e| e.kind == kind && e.partition == partition)?;
+        pack::payload(tail, toc, e)
+    };
+    let Some(bytes) = find(EntryKind::Plan, 0) else {
+        return refuse(con, "the packed image holds no plan");
     };
     let plan = match partitioner::planfile::decode(bytes) {
         Ok(p) => p,
-        Err(e) => {
-            let _ = uwriteln!(con, "plan refused: {}; nothing started", e.as_str());
-            return;
-        }
+        Err(e) => return refuse(con, e.as_str()),
     };
+    if first {
+        summary(con, &plan, &entries);
+    }
+    let mut dram: Vec<(u64, u64)> = tree
+        .memory()
+        .filter(|r| r.size > 0)
+        .map(|r| (r.base, r.size))
+        .collect();
+    if dram.is_empty() {
+        dram.extend(board.map_or(&[][..], |b| b.default_dram));
+    }
+    let Some(boot_region) =
+        board.and_then(|b| partitioner::rules::boot_region(&dram, b.boot_region_size))
+    else {
+        return refuse(
+            con,
+            "this board is not a supported one, so the boot stage has no region of its own",
+        );
+    };
+    if let Err(m) = recheck(&plan, tree, &dram, Some(boot_region)) {
+        let _ = uwrite!(con, "plan refused: ");
+        mismatch(con, &m);
+        let _ = uwriteln!(con, "; nothing started");
+        return Next::Refuse;
+    }
+    if first {
+        let _ = uwriteln!(con, "plan check: the plan fits this board");
+        let packed = (package as u64, packed_len(package) as u64);
+        if own_size() as u64 > boot_region.1 {
+            return refuse(con, "the boot stage is larger than its region");
+        }
+        if overlaps(packed, boot_region) {
+            return refuse(
+                con,
+                "the loader placed the packed image over the boot stage's region",
+            );
+        }
+        return Next::Relocate {
+            to: boot_region.0 as usize,
+            package,
+        };
+    }
+
+    let board_tree = match Tree::parse(dtb) {
+        Ok(t) => t,
+        Err(e) => return refuse(con, e.as_str()),
+    };
+    let mut copies = Vec::new();
+    for (index, p) in plan.partitions.iter().enumerate() {
+        let Some(image) = &p.image else { continue };
+        let first = copies.len();
+        let Some(bytes) = find(EntryKind::Image, index as u32) else {
+            return refuse(con, "an image named by the plan is not packed");
+        };
+        let src = bytes.as_ptr() as usize;
+        match image.kind {
+            ImageKind::Linux | ImageKind::Raw => copies.push(Copy {
+                dest: image.load,
+                src,
+                len: bytes.len(),
+                zero: image.size.saturating_sub(bytes.len() as u64),
+            }),
+            ImageKind::Elf => {
+                let Ok(elf) = Elf::parse(bytes) else {
+                    return refuse(con, "a packed ELF image does not parse");
+                };
+                let base = p.memory.first().map_or(0, |m| m.0);
+                for seg in elf.segments(base) {
+                    let (Ok(off), Ok(len)) =
+                        (usize::try_from(seg.offset), usize::try_from(seg.filesz))
+                    else {
+                        return refuse(con, "a packed ELF segment is out of range");
+                    };
+                    if off.checked_add(len).is_none_or(|end| end > bytes.len()) {
+                        return refuse(con, "a packed ELF segment lies outside its file");
+                    }
+                    copies.push(Copy {
+                        dest: seg.addr,
+                        src: src + off,
+                        len,
+                        zero: seg.memsz - seg.filesz,
+                    });
+                }
+            }
+        }
+        if let Some((_, at, _)) = &image.initrd {
+            let Some(initrd) = find(EntryKind::Initrd, index as u32) else {
+                return refuse(con, "an initrd named by the plan is not packed");
+            };
+            copies.push(Copy {
+                dest: *at,
+                src: initrd.as_ptr() as usize,
+                len: initrd.len(),
+                zero: 0,
+            });
+        }
+        // Everything placed for a partition stays inside its memory.
+        let inside = |c: &Copy| {
+            let end = c.dest.saturating_add(c.len as u64).saturating_add(c.zero);
+            p.memory
+                .iter()
+                .any(|&(b, s)| c.dest >= b && end <= b.saturating_add(s))
+        };
+        if !copies[first..].iter().all(inside) {
+            return refuse(con, "an image would land outside its partition's memory");
+        }
+    }
+    let mut dtbs = Vec::new();
+    for (index, p) in plan.partitions.iter().enumerate() {
+        let blob = partitioner::dtgen::partition_tree(&board_tree, &plan, index).to_blob();
+        if blob.len() as u64 > partitioner::plan::DTB_ROOM {
+            return refuse(
+                con,
+                "a partition's device tree is larger than the room kept for it",
+            );
+        }
+        dtbs.push((p.dtb, blob));
+    }
+    let starts = plan
+        .partitions
+        .iter()
+        .zip(&dtbs)
+        .filter_map(|(p, (dtb, _))| {
+            Some((
+                p.name.clone(),
+                p.cores.first()?.1,
+                p.image.as_ref()?.entry,
+                *dtb,
+            ))
+        })
+        .collect();
+    Next::Apply(Prepared {
+        copies,
+        dtbs,
+        windows: plan.links.iter().map(|l| (l.base, l.size)).collect(),
+        starts,
+        conduit: tree.psci_method().and_then(Conduit::from_method),
+    })
+}
+
+/// Moves the boot stage to `to` and runs it again there.
+pub(crate) fn relocate(con: &mut Console, dtb: usize, to: usize, package: usize) -> ! {
+    let _ = uwriteln!(
+        con,
+        "boot stage: moving to {:#x}, out of the partitions' memory",
+        to
+    );
+    con.flush();
+    // SAFETY: `prepare` checked that the boot stage fits its region and that the
+    // region overlaps neither the packed image nor any partition; nothing there
+    // is in use. The device tree and packed image stay where they are.
+    unsafe { relocate_and_restart(to, dtb, package) }
+}
+
+/// Copies every image into place, writes the device trees, clears the windows
+/// and starts every partition, the boot core's own last.
+pub(crate) fn apply(con: &mut Console, mut prepared: Prepared) -> ! {
+    // Copy in an order where no copy overwrites a packed source still to read.
+    while !prepared.copies.is_empty() {
+        let ready = prepared.copies.iter().position(|c| {
+            let dest = (c.dest, c.len as u64 + c.zero);
+            prepared
+                .copies
+                .iter()
+                .filter(|o| !core::ptr::eq(*o, c))
+                .all(|o| !overlaps(dest, (o.src as u64, o.len as u64)))
+        });
+        let Some(i) = ready else {
+            let _ = uwriteln!(
+                con,
+                "plan refused: the images overlap each other's packed copies; nothing started"
+            );
+            halt_with(con)
+        };
+        let c = prepared.copies.swap_remove(i);
+        // SAFETY: `prepare` checked that the destination lies inside the
+        // partition's memory, which the plan (re-checked against this board)
+        // reserves for it and which nothing else uses while the boot stage runs
+        // from its own region; the source lies inside the loaded packed image,
+        // and no later copy reads what this one overwrites. `copy` allows overlap.
+        unsafe {
+            core::ptr::copy(c.src as *const u8, c.dest as *mut u8, c.len);
+            core::ptr::write_bytes((c.dest + c.len as u64) as *mut u8, 0, c.zero as usize);
+        }
+    }
+    for (at, blob) in &prepared.dtbs {
+        // SAFETY: the plan keeps DTB_ROOM bytes at `at` inside the partition's
+        // memory for its tree, and `prepare` checked the blob fits.
+        unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), *at as *mut u8, blob.len()) };
+    }
+    for &(base, size) in &prepared.windows {
+        // SAFETY: the window is the link's alone (no partition owns it) and
+        // inside DRAM, as re-checked; both sides start from zeros.
+        unsafe { core::ptr::write_bytes(base as *mut u8, 0, size as usize) };
+    }
+    // MMU and caches are off: the stores reach memory; make sure every core
+    // sees them and fetches no stale instructions.
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    // SAFETY: invalidating the instruction cache has no other effect.
+    unsafe { core::arch::asm!("ic iallu", "dsb sy", "isb") };
+
+    let me = crate::metal::own_mpidr();
+    let mut own = None;
+    for (name, mpidr, entry, dtb) in &prepared.starts {
+        let (mpidr, entry, dtb) = (*mpidr, *entry, *dtb);
+        if mpidr == me {
+            own = Some((name.clone(), entry, dtb));
+            continue;
+        }
+        let _ = uwriteln!(
+            con,
+            "boot stage: starting {} on core {:#x} at {:#x}",
+            name.as_str(),
+            mpidr,
+            entry
+        );
+        let started = match prepared.conduit {
+            // SAFETY: `entry` is the entry of the image just placed whole in that
+            // partition's memory, which expects x0 = its device tree; the core
+            // is one the plan gives that partition and has not been started.
+            Some(conduit) => {
+                unsafe { boards::power::psci_cpu_on(conduit, mpidr, entry, dtb) }.is_ok()
+            }
+            None => false,
+        };
+        if !started {
+            let _ = uwriteln!(con, "boot stage: core {:#x} did not start", mpidr);
+        }
+    }
+    let Some((name, entry, dtb)) = own else {
+        let _ = uwriteln!(
+            con,
+            "boot stage: every partition started; this core is no partition's and stops"
+        );
+        halt_with(con)
+    };
+    let _ = uwriteln!(
+        con,
+        "boot stage: entering {} at {:#x}; the boot stage is done",
+        name.as_str(),
+        entry
+    );
+    con.flush();
+    // SAFETY: as for the other partitions; this core is its boot core. The boot
+    // stage's region is left behind and nothing of it runs again.
+    unsafe { enter_partition(entry as usize, dtb as usize) }
+}
+
+fn halt_with(con: &mut Console) -> ! {
+    con.flush();
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+fn summary(con: &mut Console, plan: &Plan, entries: &[Entry]) {
     let _ = uwriteln!(
         con,
         "plan: board {}, {} partitions, {} links, {} packed files",
@@ -91,31 +408,6 @@ pub(crate) fn run(
             let _ = uwrite!(con, ", memory {:#x}+{:#x}", base, size);
         }
         let _ = uwriteln!(con, "");
-    }
-
-    let mut dram: Vec<(u64, u64)> = tree
-        .memory()
-        .filter(|r| r.size > 0)
-        .map(|r| (r.base, r.size))
-        .collect();
-    if dram.is_empty() {
-        dram.extend(board.map_or(&[][..], |b| b.default_dram));
-    }
-    let boot_region =
-        board.and_then(|b| partitioner::rules::boot_region(&dram, b.boot_region_size));
-    match recheck(&plan, tree, &dram, boot_region) {
-        Ok(()) => {
-            let _ = uwriteln!(con, "plan check: the plan fits this board");
-            let _ = uwriteln!(
-                con,
-                "plan: starting partitions is not in this build yet; nothing started"
-            );
-        }
-        Err(m) => {
-            let _ = uwrite!(con, "plan refused: ");
-            mismatch(con, &m);
-            let _ = uwriteln!(con, "; nothing started");
-        }
     }
 }
 

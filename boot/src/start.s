@@ -19,6 +19,9 @@ _start:
 
 primary_entry:
     mov     x19, x0                 // device tree, kept for boot_main
+    mov     x21, x1                 // where the packed image is: 0 (here) from a
+                                    // loader, which must pass x1 = 0; set by
+                                    // relocate_and_restart below
     msr     daifset, #0xf           // no interrupts until someone owns them
 
     // Let this exception level use FP/SIMD: Rust code may use the vector
@@ -84,9 +87,51 @@ primary_entry:
 
     mov     x0, x19
     mov     x1, x20
+    mov     x2, x21
     bl      boot_main
 11: wfe
     b       11b
+
+// relocate_and_restart(x0 = new base, x1 = device tree, x2 = packed image's
+// base): copies the boot stage's code and data (not .bss and stack, which are
+// rebuilt) to x0 and starts it again there from primary_entry, telling it in x1
+// where the packed payload stays. Never returns. The caller made sure the
+// ranges do not overlap.
+    .global relocate_and_restart
+relocate_and_restart:
+    adr     x3, _start
+    adrp    x4, __bss_start
+    add     x4, x4, :lo12:__bss_start
+    sub     x5, x4, x3              // bytes of code and data (16-byte multiple)
+    mov     x6, x0
+12: ldp     x7, x8, [x3], #16
+    stp     x7, x8, [x6], #16
+    subs    x5, x5, #16
+    b.gt    12b
+    dsb     sy
+    ic      iallu                   // the copy is code: no stale instructions
+    dsb     sy
+    isb
+    adr     x3, _start
+    adr     x4, primary_entry
+    sub     x4, x4, x3
+    add     x4, x4, x0              // primary_entry in the copy
+    mov     x0, x1
+    mov     x1, x2
+    br      x4
+
+// enter_partition(x0 = entry, x1 = device tree): jumps to an OS's entry with
+// the arm64 boot protocol's registers: x0 = device tree, x1-x3 = 0. Never returns.
+    .global enter_partition
+enter_partition:
+    mov     x4, x0
+    mov     x0, x1
+    mov     x1, xzr
+    mov     x2, xzr
+    mov     x3, xzr
+    dsb     sy
+    isb
+    br      x4
 
     .macro  vector kind
     .balign 0x80

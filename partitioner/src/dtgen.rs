@@ -1,7 +1,8 @@
 //! Per-partition device trees, made from the board's: only the partition's cores
 //! (and a matching `cpu-map`), its memory, `reserved-memory` for its link windows,
 //! every device another partition owns disabled, `/chosen` set for it, and an
-//! `/amp-links` node describing its links and their AVPS devices. The binding is
+//! `/amp-links` node describing its links and their AVPS devices; `/chosen`
+//! also names the partition (`amp,partition`). The binding is
 //! documented in `manifests/README.md`.
 
 use alloc::format;
@@ -170,6 +171,7 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
 
     // /chosen.
     let chosen = t.add_child(ROOT, "chosen");
+    t.set_prop(chosen, "amp,partition", string_value(&[&part.name]));
     match &part.console {
         Some(c) => t.set_prop(chosen, "stdout-path", string_value(&[c])),
         None => t.remove_prop(chosen, "stdout-path"),

@@ -10,6 +10,16 @@ pub use boards::host::{Machine, QEMU};
 /// Boots the machine and collects console lines until QEMU exits or
 /// `deadline` passes (then QEMU is killed).
 pub fn run(machine: &Machine, deadline: Duration) -> std::io::Result<Transcript> {
+    run_until(machine, deadline, |_| false)
+}
+
+/// As [`run`], but also stops (and kills QEMU) once a line satisfies `done`;
+/// `Transcript::reached` then says so.
+pub fn run_until(
+    machine: &Machine,
+    deadline: Duration,
+    mut done: impl FnMut(&str) -> bool,
+) -> std::io::Result<Transcript> {
     let mut child = Command::new(QEMU)
         .args(machine.args(None))
         .stdin(Stdio::null())
@@ -29,10 +39,18 @@ pub fn run(machine: &Machine, deadline: Duration) -> std::io::Result<Transcript>
     let started = Instant::now();
     let mut lines = Vec::new();
     let mut timed_out = false;
+    let mut reached = false;
     loop {
         let left = deadline.saturating_sub(started.elapsed());
         match rx.recv_timeout(left.min(Duration::from_millis(100))) {
-            Ok(line) => lines.push(line),
+            Ok(line) => {
+                reached = done(&line);
+                lines.push(line);
+                if reached {
+                    let _ = child.kill();
+                    break;
+                }
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => {
                 timed_out = true;
@@ -51,8 +69,9 @@ pub fn run(machine: &Machine, deadline: Duration) -> std::io::Result<Transcript>
     }
     Ok(Transcript {
         lines,
-        exited_cleanly: !timed_out && status.success(),
+        exited_cleanly: !timed_out && !reached && status.success(),
         timed_out,
+        reached,
         elapsed: started.elapsed(),
         stderr,
     })
@@ -67,6 +86,8 @@ pub struct Transcript {
     pub exited_cleanly: bool,
     /// The deadline passed and QEMU was killed.
     pub timed_out: bool,
+    /// The awaited line came (see [`run_until`]) and QEMU was stopped.
+    pub reached: bool,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// QEMU's own diagnostics.
