@@ -223,7 +223,7 @@ impl<'a> Window<'a> {
         }
         #[cfg(loom)]
         {
-            if len % 8 != 0 {
+            if !len.is_multiple_of(8) {
                 return Err(WindowError::Misaligned { offset: len });
             }
             sub.words = &self.words[offset / 8..(offset + len) / 8];
