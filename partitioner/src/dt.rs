@@ -350,6 +350,67 @@ impl<'a> Located<'a> {
     }
 }
 
+/// One `/amp-links/link@...` node of a partition's tree (see
+/// `manifests/README.md` for the binding).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkNode<'a> {
+    /// Link name.
+    pub name: &'a str,
+    /// Window base and size.
+    pub window: (u64, u64),
+    /// This partition is the host side (owns the buffers).
+    pub host: bool,
+    /// The partition at the other end.
+    pub peer: &'a str,
+    /// Doorbell kind.
+    pub doorbell: &'a str,
+    /// Vring 0 and vring 1 addresses.
+    pub vrings: [u64; 2],
+    /// First rpmsg buffer.
+    pub buffers: u64,
+    /// Entries per vring.
+    pub ring_entries: u32,
+    /// The node, for its AVPS device children.
+    node: Node<'a>,
+}
+
+impl<'a> LinkNode<'a> {
+    /// The AVPS devices on the link: `(kind, provider partition)`.
+    pub fn devices(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        children(self.node).filter_map(|d| {
+            let kind = str_prop(d, "compatible")?.strip_prefix("amp,avps-")?;
+            Some((kind, str_prop(d, "amp,provider")?))
+        })
+    }
+}
+
+impl<'a> DeviceTree<'a> {
+    /// A `/chosen` string property (`amp,partition`, `bootargs`, ...).
+    pub fn chosen(&self, name: &str) -> Option<&'a str> {
+        str_prop(self.fdt.find_node("/chosen").ok().flatten()?, name)
+    }
+
+    /// The partition's links, from `/amp-links`; malformed nodes are skipped.
+    pub fn links(&self) -> impl Iterator<Item = LinkNode<'a>> {
+        let holder = self.fdt.find_node("/amp-links").ok().flatten();
+        holder.into_iter().flat_map(children).filter_map(|n| {
+            let reg = prop(n, "reg")?;
+            let vrings = prop(n, "amp,vrings")?;
+            Some(LinkNode {
+                name: str_prop(n, "amp,name")?,
+                window: (read_cells(reg, 2)?, read_cells(reg.get(8..)?, 2)?),
+                host: str_prop(n, "amp,role")? == "host",
+                peer: str_prop(n, "amp,peer")?,
+                doorbell: str_prop(n, "amp,doorbell").unwrap_or("poll"),
+                vrings: [read_cells(vrings, 2)?, read_cells(vrings.get(8..)?, 2)?],
+                buffers: read_cells(prop(n, "amp,buffers")?, 2)?,
+                ring_entries: read_cells(prop(n, "amp,ring-entries")?, 1)? as u32,
+                node: n,
+            })
+        })
+    }
+}
+
 /// A node of the underlying reader, for [`crate::tree`] to copy from.
 pub(crate) type RawNode<'a> = Node<'a>;
 

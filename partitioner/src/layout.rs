@@ -17,6 +17,10 @@ pub const BUFFER_SIZE: u64 = 512;
 pub const VRING_ALIGN: u64 = 0x1000;
 /// The header page at the start of every window.
 pub const HEADER_SIZE: u64 = 0x1000;
+/// Where in the header page the remote side writes its resource table.
+pub const TABLE_OFFSET: u64 = 0;
+/// Where in the header page both sides keep their restart epochs.
+pub const EPOCH_OFFSET: u64 = 0x800;
 
 /// Bytes of a legacy split vring of `entries` entries aligned to `align`:
 /// descriptors (16 each) and the available ring (6 + 2 per entry) then, on the

@@ -78,3 +78,19 @@ pub fn images_for(manifest: &Path, dir: &Path) {
         }
     }
 }
+
+/// Puts the demo RTOS partition (`elf`, position-independent) in place of every
+/// ELF image `manifest` names, so those partitions run the real thing.
+pub fn demo_rtos_for(manifest: &Path, dir: &Path, elf: &Path) {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let (Some(m), _) = partitioner::parse::parse(&text) else {
+        panic!("{} does not parse", manifest.display())
+    };
+    for p in &m.partitions {
+        if let Some(image) = p.image.as_ref().filter(|i| i.kind.value == ImageKind::Elf) {
+            let path = dir.join(&image.path.value);
+            let _ = std::fs::remove_file(&path);
+            std::fs::copy(elf, &path).unwrap();
+        }
+    }
+}

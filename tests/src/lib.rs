@@ -15,6 +15,8 @@ use std::path::PathBuf;
 
 /// Path of the packed boot-stage image (`cargo xtask build` writes it).
 pub const ENV_BOOT_IMAGE: &str = "AMP_BOOT_IMAGE";
+/// Path of the demo RTOS partition's ELF (`cargo xtask build` writes it).
+pub const ENV_RTOS_IMAGE: &str = "AMP_RTOS_IMAGE";
 /// Folder of guest artifacts unpacked from Debian's arm64 packages.
 pub const ENV_GUEST_DIR: &str = "AMP_GUEST_DIR";
 
@@ -33,6 +35,17 @@ pub fn required_path(var: &str) -> PathBuf {
 /// The boot-stage image under test.
 pub fn boot_image() -> PathBuf {
     let path = required_path(ENV_BOOT_IMAGE);
+    assert!(
+        path.is_file(),
+        "{} does not exist; run `cargo xtask build`",
+        path.display()
+    );
+    path
+}
+
+/// The demo RTOS partition's ELF under test.
+pub fn rtos_image() -> PathBuf {
+    let path = required_path(ENV_RTOS_IMAGE);
     assert!(
         path.is_file(),
         "{} does not exist; run `cargo xtask build`",

@@ -15,14 +15,18 @@ use tests::Scratch;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Packs `manifest` (relative to the repository) against the board's tree.
-fn packed(manifest: &str, scratch: &Scratch) -> (PathBuf, Plan) {
+/// Packs `manifest` (relative to the repository) against the board's tree,
+/// with stand-in images, or with the demo RTOS in every ELF partition.
+fn packed_with(manifest: &str, scratch: &Scratch, demo_rtos: bool) -> (PathBuf, Plan) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(manifest);
     let images = scratch.0.join("images");
     std::fs::create_dir_all(&images).unwrap();
     tests::fixtures::images_for(&path, &images);
+    if demo_rtos {
+        tests::fixtures::demo_rtos_for(&path, &images, &tests::rtos_image());
+    }
     let text = std::fs::read_to_string(&path).unwrap();
     let (m, diags) = partitioner::parse::parse(&text);
     let m = m.unwrap_or_else(|| panic!("{manifest}: {diags:?}"));
@@ -38,6 +42,10 @@ fn packed(manifest: &str, scratch: &Scratch) -> (PathBuf, Plan) {
     let firmware = scratch.0.join("firmware.img");
     std::fs::write(&firmware, pack_firmware(&boot, &plan, &images).unwrap()).unwrap();
     (firmware, plan)
+}
+
+fn packed(manifest: &str, scratch: &Scratch) -> (PathBuf, Plan) {
+    packed_with(manifest, scratch, false)
 }
 
 fn boot(firmware: &Path, cores: u32, memory_mib: u32) -> Transcript {
@@ -151,6 +159,47 @@ fn a_corrupted_packed_image_is_refused() {
     assert_eq!(
         t.value("plan refused"),
         "a packed payload is corrupted (checksum mismatch); nothing started",
+        "{t}"
+    );
+}
+
+#[test]
+fn two_rtos_partitions_see_only_their_share_and_exchange_100000_messages_each_way() {
+    let scratch = Scratch::new("two-rtos");
+    let (firmware, plan) = packed_with("manifests/qemu-virt/two-rtos.toml", &scratch, true);
+    let t = boot(&firmware, 4, 1024);
+    for p in &plan.partitions {
+        // Each partition prints what its own device tree lists: its cores and
+        // memory only. rtos-b owns no UART: its lines come over the link's
+        // AVPS console and rtos-a prints them.
+        let cores: String = p.cores.iter().map(|c| format!(" {:#x}", c.1)).collect();
+        let memory: String = p
+            .memory
+            .iter()
+            .map(|m| format!("; memory {:#x}+{:#x}", m.0, m.1))
+            .collect();
+        let prefix = format!("[{}] ", p.name);
+        let said: Vec<&str> = t
+            .lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .collect();
+        let up = format!("cores{cores}{memory}");
+        assert!(
+            said.iter()
+                .any(|l| l.starts_with("up at ") && l.ends_with(&up)),
+            "{} must say `{up}`:\n{t}",
+            p.name
+        );
+        assert!(said.contains(&"cores up: 2"), "{t}");
+        assert!(
+            said.contains(&"link a-b: sent 100000, received 100000, errors 0, link errors 0"),
+            "{}'s exchange:\n{t}",
+            p.name
+        );
+    }
+    assert!(
+        t.lines.iter().any(|l| l == "[rtos-a] all links done: ok"),
         "{t}"
     );
 }

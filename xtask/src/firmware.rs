@@ -9,8 +9,16 @@ use crate::setup::Toolchain;
 
 const TARGET: &str = "aarch64-unknown-none";
 
-/// Builds `boot` in release mode and writes `target/firmware/boot.bin`.
-pub(crate) fn build(toolchain: &Toolchain) -> Result<PathBuf, String> {
+/// The bare-metal artifacts.
+pub(crate) struct Firmware {
+    /// The flat boot stage, `target/firmware/boot.bin`.
+    pub(crate) boot: PathBuf,
+    /// The demo RTOS partition (an ELF), `target/firmware/rtos-demo.elf`.
+    pub(crate) rtos: PathBuf,
+}
+
+/// Builds the boot stage and the demo RTOS in release mode into `target/firmware/`.
+pub(crate) fn build(toolchain: &Toolchain) -> Result<Firmware, String> {
     let root = crate::workspace_root();
     let mut cmd = crate::cargo();
     cmd.args([
@@ -18,6 +26,8 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<PathBuf, String> {
         "--release",
         "--package",
         "boot",
+        "--package",
+        "rtos-demo",
         "--target",
         TARGET,
     ]);
@@ -32,7 +42,10 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<PathBuf, String> {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_AARCH64_UNKNOWN_NONE_LINKER", "ld.lld");
     }
-    eprintln!("build: boot stage for {TARGET} ({})", describe(toolchain));
+    eprintln!(
+        "build: boot stage and demo RTOS for {TARGET} ({})",
+        describe(toolchain)
+    );
     let mut child = cmd
         .stderr(Stdio::piped())
         .spawn()
@@ -69,7 +82,12 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<PathBuf, String> {
         image.bytes.len(),
         image.image_size
     );
-    Ok(out)
+    let rtos_elf = root.join("target").join(TARGET).join("release/rtos-demo");
+    let rtos = out_dir.join("rtos-demo.elf");
+    let bytes = std::fs::read(&rtos_elf).map_err(|e| format!("{}: {e}", rtos_elf.display()))?;
+    write_if_changed(&rtos, &bytes)?;
+    eprintln!("build: {} ({} bytes)", rtos.display(), bytes.len());
+    Ok(Firmware { boot: out, rtos })
 }
 
 fn describe(toolchain: &Toolchain) -> &'static str {

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => board_arg(&args[1..]).and_then(run),
         Some("test") => no_args(&args[1..]).and_then(|()| test()),
-        Some("build") => no_args(&args[1..]).and_then(|()| build().map(drop)),
+        Some("build") => no_args(&args[1..]).and_then(|()| build()),
         Some("setup") => no_args(&args[1..]).and_then(|()| setup::ensure().map(drop)),
         Some("boards") => {
             for b in boards::BOARDS {
@@ -100,14 +100,14 @@ pub(crate) fn cargo() -> Command {
     cmd
 }
 
-fn build() -> Result<PathBuf, String> {
+fn build() -> Result<(), String> {
     let toolchain = setup::ensure()?.toolchain;
-    firmware::build(&toolchain)
+    firmware::build(&toolchain).map(drop)
 }
 
 fn run(board: &'static boards::Board) -> Result<(), String> {
     let ready = setup::ensure()?;
-    let image = firmware::build(&ready.toolchain)?;
+    let image = firmware::build(&ready.toolchain)?.boot;
     let dtb = match board.dtb {
         boards::DtbSource::QemuGenerated => None,
         boards::DtbSource::DebianKernel(rel) => Some(ready.guest_dir.join("dtbs").join(rel)),
@@ -134,7 +134,7 @@ fn run(board: &'static boards::Board) -> Result<(), String> {
 fn test() -> Result<(), String> {
     let started = Instant::now();
     let ready = setup::ensure()?;
-    let image = firmware::build(&ready.toolchain)?;
+    let firmware = firmware::build(&ready.toolchain)?;
 
     let mut tally = Tally::default();
     if setup::has_cargo_subcommand("fmt") {
@@ -172,7 +172,8 @@ fn test() -> Result<(), String> {
         "QEMU end-to-end tests",
         cargo()
             .args(["test", "--package", "tests"])
-            .env(harness::ENV_BOOT_IMAGE, &image)
+            .env(harness::ENV_BOOT_IMAGE, &firmware.boot)
+            .env(harness::ENV_RTOS_IMAGE, &firmware.rtos)
             .env(harness::ENV_GUEST_DIR, &ready.guest_dir),
     );
 
