@@ -193,13 +193,55 @@ fn two_rtos_partitions_see_only_their_share_and_exchange_100000_messages_each_wa
         );
         assert!(said.contains(&"cores up: 2"), "{t}");
         assert!(
-            said.contains(&"link a-b: sent 100000, received 100000, errors 0, link errors 0"),
+            said.contains(
+                &"link a-b: sent 100000, received 100000, errors 0, link errors 0 -- done"
+            ),
             "{}'s exchange:\n{t}",
             p.name
         );
     }
     assert!(
         t.lines.iter().any(|l| l == "[rtos-a] all links done: ok"),
+        "{t}"
+    );
+}
+
+#[test]
+fn three_partitions_relay_messages_along_a_chain_and_back_intact() {
+    let scratch = Scratch::new("chain");
+    let (firmware, plan) = packed_with("manifests/qemu-virt/rtos-chain.toml", &scratch, true);
+    assert_eq!(plan.partitions.len(), 3);
+    let t = boot(&firmware, 4, 1024);
+    // rtos-1 and rtos-3 each send 100,000 checked messages; every one crosses
+    // rtos-2, which forwards them between its two links.
+    for (who, line) in [
+        (
+            "rtos-1",
+            "link one-two: sent 100000, received 100000, errors 0, link errors 0 -- done",
+        ),
+        (
+            "rtos-3",
+            "link two-three: sent 100000, received 100000, errors 0, link errors 0 -- done",
+        ),
+        (
+            "rtos-2",
+            "relayed 200000 messages between one-two and two-three, link errors 0 -- done",
+        ),
+    ] {
+        assert!(
+            t.lines.iter().any(|l| *l == format!("[{who}] {line}")),
+            "{who}:\n{t}"
+        );
+    }
+    // rtos-3's log crossed two links to reach the UART.
+    assert!(
+        t.lines
+            .iter()
+            .any(|l| l.starts_with("[rtos-3] up at 0x48000000 on core 0x2; cores 0x2 0x3;")),
+        "{t}"
+    );
+    assert!(
+        t.lines.iter().any(|l| l == "[rtos-1] all links done: ok"),
         "{t}"
     );
 }

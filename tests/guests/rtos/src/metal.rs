@@ -44,7 +44,7 @@ static CORES_UP: AtomicU32 = AtomicU32::new(0);
 struct Log {
     console: Option<Console>,
     name: &'static str,
-    pending: heapless::Vec<heapless::String<120>, 16>,
+    pending: heapless::Vec<heapless::String<120>, 32>,
     line: heapless::String<120>,
 }
 
@@ -60,7 +60,12 @@ impl uWrite for Log {
                         let _ = uwriteln!(con, "[{}] {}", self.name, line.as_str());
                     }
                     None => {
-                        let _ = self.pending.push(line);
+                        // Sent up a link as it will be printed: with our name.
+                        let mut tagged = heapless::String::new();
+                        for part in ["[", self.name, "] ", line.as_str()] {
+                            let _ = tagged.push_str(part);
+                        }
+                        let _ = self.pending.push(tagged);
                     }
                 }
             } else {
@@ -134,21 +139,24 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
     }
     let _ = uwriteln!(log, "cores up: {}", others + 1);
 
-    let links: heapless::Vec<LinkNode<'_>, 4> = tree.links().take(4).collect();
-    let mut done_all = true;
-    for l in &links {
-        done_all &= serve(&mut log, l);
-    }
-    if log.console.is_some() {
-        let _ = uwriteln!(
-            log,
-            "all links done: {}",
-            if done_all { "ok" } else { "errors" }
-        );
-        if let Some(c) = conduit {
-            if let Some(con) = &log.console {
-                con.flush();
+    let mut sides: heapless::Vec<Side<'_>, 2> = heapless::Vec::new();
+    for l in tree.links() {
+        match Side::open(&l, name) {
+            Some(side) => {
+                if sides.push(side).is_err() {
+                    let _ = uwriteln!(log, "link {}: more than two links; not served", l.name);
+                }
             }
+            None => {
+                let _ = uwriteln!(log, "link {}: cannot set up", l.name);
+            }
+        }
+    }
+    let ok = run(&mut log, &mut sides);
+    if log.console.is_some() {
+        let _ = uwriteln!(log, "all links done: {}", if ok { "ok" } else { "errors" });
+        if let (Some(c), Some(con)) = (conduit, &log.console) {
+            con.flush();
             let _ = boards::power::psci_system_off(c);
         }
     }
@@ -173,146 +181,257 @@ fn checksum(bytes: &[u8]) -> u32 {
     partitioner::planfile::crc32(bytes)
 }
 
-/// Runs one link to completion: console relay and the message exchange.
-/// Returns whether it finished without errors.
-fn serve(log: &mut Log, l: &LinkNode<'_>) -> bool {
-    let (base, size) = l.window;
-    // SAFETY: the window is this link's shared memory (the plan keeps it outside
-    // every partition), mapped (MMU off) for the life of the partition, and only
-    // reached through `Window` from here on.
-    let Ok(window) = (unsafe { Window::from_raw(base as *mut u8, size as usize) }) else {
-        let _ = uwriteln!(log, "link {}: window unusable", l.name);
-        return false;
-    };
-    let role = if l.host { Role::Host } else { Role::Remote };
-    let off = |a: u64| (a - base) as usize;
-    let mut config = LinkConfig::resource_table(
-        role,
-        TABLE_OFFSET as usize,
-        [off(l.vrings[0]), off(l.vrings[1])],
-        off(l.buffers),
-        l.ring_entries as u16,
-    );
-    config.header = Some(EPOCH_OFFSET as usize);
-    let mut link: Link<'_, Polling, 256, 4> = match Link::new(window, config, Polling) {
-        Ok(link) => link,
-        Err(_) => {
-            let _ = uwriteln!(log, "link {}: cannot set up", l.name);
-            return false;
-        }
-    };
-    let has_console = log.console.is_some();
-    let (Ok(console_ep), Ok(test_ep)) = (
-        link.create_endpoint(Some(CONSOLE_EP)),
-        link.create_endpoint(Some(TEST_EP)),
-    ) else {
-        let _ = uwriteln!(log, "link {}: no endpoints", l.name);
-        return false;
-    };
-    let mut announced = false;
+/// The word that ends a partition's last console line: everything it and the
+/// partitions behind it had to do is done.
+const DONE: &str = " -- done";
 
-    let (mut peer_console, mut peer_test) = (None::<u32>, None::<u32>);
-    let (mut sent, mut received, mut errors) = (0u64, 0u64, 0u64);
-    let mut seed: u64 = if l.host { 0x1234_5678 } else { 0x8765_4321 };
-    let mut peer_done = !has_console;
-    let mut reported = false;
+/// One link, from this partition's side.
+struct Side<'w> {
+    link: Link<'w, Polling, 256, 4>,
+    name: &'w str,
+    /// The partition at the other end.
+    peer: &'w str,
+    /// This side implements the link's AVPS console (the peer logs to us).
+    console_sink: bool,
+    console_ep: remoteproc::Endpoint,
+    test_ep: remoteproc::Endpoint,
+    announced: bool,
+    peer_console: Option<u32>,
+    peer_test: Option<u32>,
+    /// The peer (and everything behind it) reported done.
+    peer_done: bool,
+    /// A test message waiting to be relayed onto this side.
+    relay: Option<([u8; 496], usize)>,
+}
+
+impl<'w> Side<'w> {
+    fn open(l: &LinkNode<'w>, me: &str) -> Option<Self> {
+        let (base, size) = l.window;
+        // SAFETY: the window is this link's shared memory (the plan keeps it
+        // outside every partition), mapped (MMU off) for the life of the
+        // partition, and only reached through `Window` from here on.
+        let window = unsafe { Window::from_raw(base as *mut u8, size as usize) }.ok()?;
+        let off = |a: u64| a.checked_sub(base).map(|o| o as usize);
+        let mut config = LinkConfig::resource_table(
+            if l.host { Role::Host } else { Role::Remote },
+            TABLE_OFFSET as usize,
+            [off(l.vrings[0])?, off(l.vrings[1])?],
+            off(l.buffers)?,
+            u16::try_from(l.ring_entries).ok()?,
+        );
+        config.header = Some(EPOCH_OFFSET as usize);
+        let mut link = Link::new(window, config, Polling).ok()?;
+        let console_ep = link.create_endpoint(Some(CONSOLE_EP)).ok()?;
+        let test_ep = link.create_endpoint(Some(TEST_EP)).ok()?;
+        let console_sink = l
+            .devices()
+            .any(|(kind, provider)| kind == "console" && provider == me);
+        Some(Side {
+            link,
+            name: l.name,
+            peer: l.peer,
+            console_sink,
+            console_ep,
+            test_ep,
+            announced: false,
+            peer_console: None,
+            peer_test: None,
+            peer_done: false,
+            relay: None,
+        })
+    }
+
+    /// Brings the link along; announces our services once the rings are up.
+    fn poll(&mut self) {
+        let _ = self.link.poll();
+        if !self.announced && self.link.is_up() {
+            self.announced = true;
+            if !self.console_sink {
+                let _ = self.link.announce(self.console_ep, CONSOLE_SERVICE);
+            }
+            let _ = self.link.announce(self.test_ep, TEST_SERVICE);
+        }
+    }
+}
+
+/// What arrived on one side in one pass.
+enum Arrival {
+    Line(heapless::String<120>),
+    Test([u8; 496], usize),
+}
+
+/// Serves every link until this partition and every partition behind its
+/// links are done. Endpoints of a chain (one link) send and check
+/// TEST_MESSAGES messages; a partition on two links relays between them.
+fn run(log: &mut Log, sides: &mut [Side<'_>]) -> bool {
+    let relay = sides.len() == 2;
+    let (mut sent, mut received, mut errors, mut relayed) = (0u64, 0u64, 0u64, 0u64);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (own_mpidr() + 1);
+    let mut finished = false;
     let mut buf = [0u8; 496];
     loop {
-        let _ = link.poll();
-        // Announce once the link is up (the name service needs the rings).
-        if !announced && link.is_up() {
-            announced = true;
-            if !has_console {
-                let _ = link.announce(console_ep, CONSOLE_SERVICE);
-            }
-            let _ = link.announce(test_ep, TEST_SERVICE);
+        for side in sides.iter_mut() {
+            side.poll();
         }
-        // Console lines waiting for the peer's console endpoint.
-        if let Some(dst) = peer_console {
-            while let Some(line) = log.pending.first() {
-                match link.send(CONSOLE_EP, dst, line.as_bytes()) {
-                    Ok(true) => {
-                        log.pending.remove(0);
-                    }
-                    _ => break,
-                }
-            }
-        }
-        // Test messages, as fast as the ring takes them.
-        if let Some(dst) = peer_test {
-            while sent < TEST_MESSAGES {
-                let len = 12 + (next(&mut seed) % 400) as usize;
-                buf[..8].copy_from_slice(&sent.to_le_bytes());
-                for b in &mut buf[8..len - 4] {
-                    *b = next(&mut seed) as u8;
-                }
-                let c = checksum(&buf[..len - 4]);
-                buf[len - 4..len].copy_from_slice(&c.to_le_bytes());
-                match link.send(TEST_EP, dst, &buf[..len]) {
-                    Ok(true) => sent += 1,
-                    // Ring full: this sequence number goes again next time.
-                    _ => break,
-                }
-            }
-        }
-        loop {
-            match link.receive() {
-                Ok(Some(Incoming::Service(s))) => {
-                    if s.name() == CONSOLE_SERVICE {
-                        peer_console = Some(s.addr);
-                        let _ = link.send(CONSOLE_EP, s.addr, b"");
-                    } else if s.name() == TEST_SERVICE {
-                        peer_test = Some(s.addr);
+        // Our log lines go up the link whose console the peer implements.
+        if let Some(up) = sides.iter_mut().find(|s| !s.console_sink) {
+            if let Some(dst) = up.peer_console {
+                while let Some(line) = log.pending.first() {
+                    match up.link.send(CONSOLE_EP, dst, line.as_bytes()) {
+                        Ok(true) => {
+                            log.pending.remove(0);
+                        }
+                        _ => break,
                     }
                 }
-                Ok(Some(Incoming::Message(m))) => {
-                    let n = m.copy_to(&mut buf).unwrap_or(0);
-                    let (src, dst) = (m.src(), m.dst());
-                    let _ = link.release(m);
-                    if dst == CONSOLE_EP {
-                        if peer_console.is_none() {
-                            peer_console = Some(src);
-                        }
-                        if n > 0 {
-                            if let Some(con) = &mut log.console {
-                                let line = core::str::from_utf8(&buf[..n]).unwrap_or("?");
-                                let _ = uwriteln!(con, "[{}] {}", l.peer, line);
-                                if line.starts_with("link ") && line.contains(" received ") {
-                                    peer_done = true;
-                                }
-                            }
-                        }
-                    } else if dst == TEST_EP {
-                        peer_test.get_or_insert(src);
-                        let ok = n >= 12
-                            && u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]))
-                                == received
-                            && checksum(&buf[..n - 4])
-                                == u32::from_le_bytes(buf[n - 4..n].try_into().unwrap_or([0; 4]));
-                        if !ok {
-                            errors += 1;
-                        }
-                        received += 1;
-                    }
-                }
-                _ => break,
             }
         }
-        if !reported && sent == TEST_MESSAGES && received == TEST_MESSAGES {
-            reported = true;
-            let stats = link.stats();
-            let _ = uwriteln!(
-                log,
-                "link {}: sent {}, received {}, errors {}, link errors {}",
-                l.name,
-                sent,
-                received,
-                errors,
-                stats.ring_errors + stats.message_errors
-            );
+        // Endpoints originate test traffic on their one link.
+        if !relay {
+            if let Some(side) = sides.first_mut() {
+                if let Some(dst) = side.peer_test {
+                    while sent < TEST_MESSAGES {
+                        let len = 12 + (next(&mut seed) % 400) as usize;
+                        buf[..8].copy_from_slice(&sent.to_le_bytes());
+                        for b in &mut buf[8..len - 4] {
+                            *b = next(&mut seed) as u8;
+                        }
+                        let c = checksum(&buf[..len - 4]);
+                        buf[len - 4..len].copy_from_slice(&c.to_le_bytes());
+                        match side.link.send(TEST_EP, dst, &buf[..len]) {
+                            Ok(true) => sent += 1,
+                            // Ring full: this sequence number goes again next time.
+                            _ => break,
+                        }
+                    }
+                }
+            }
         }
-        if reported && peer_done && log.pending.is_empty() {
+        // Relayed messages waiting for room on their way out.
+        for side in sides.iter_mut() {
+            if let (Some((bytes, n)), Some(dst)) = (side.relay.as_ref(), side.peer_test) {
+                if let Ok(true) = side.link.send(TEST_EP, dst, &bytes[..*n]) {
+                    side.relay = None;
+                    relayed += 1;
+                }
+            }
+        }
+        for i in 0..sides.len() {
+            // A relay takes no new message while the last one still waits.
+            let other = 1 - i.min(1);
+            if relay && sides[other].relay.is_some() {
+                continue;
+            }
+            let arrival = receive(&mut sides[i]);
+            match arrival {
+                Some(Arrival::Line(line)) => {
+                    // The peer's own last line (not one it forwards).
+                    let peer = sides[i].peer;
+                    let from_peer = line
+                        .strip_prefix('[')
+                        .and_then(|l| l.strip_prefix(peer))
+                        .is_some_and(|l| l.starts_with("] "));
+                    if from_peer && line.ends_with(DONE) {
+                        sides[i].peer_done = true;
+                    }
+                    match &mut log.console {
+                        Some(con) => {
+                            let _ = uwriteln!(con, "{}", line.as_str());
+                        }
+                        None => {
+                            let _ = log.pending.push(line);
+                        }
+                    }
+                }
+                Some(Arrival::Test(bytes, n)) if relay => sides[other].relay = Some((bytes, n)),
+                Some(Arrival::Test(bytes, n)) => {
+                    let ok = n >= 12
+                        && u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8])) == received
+                        && checksum(&bytes[..n - 4])
+                            == u32::from_le_bytes(bytes[n - 4..n].try_into().unwrap_or([0; 4]));
+                    if !ok {
+                        errors += 1;
+                    }
+                    received += 1;
+                }
+                None => {}
+            }
+        }
+        let behind_done = sides.iter().filter(|s| s.console_sink).all(|s| s.peer_done);
+        let own_done = if relay {
+            relayed >= 2 * TEST_MESSAGES
+        } else {
+            sent == TEST_MESSAGES && received == TEST_MESSAGES
+        };
+        if !finished && own_done && behind_done {
+            finished = true;
+            let link_errors: u32 = sides
+                .iter()
+                .map(|s| s.link.stats().ring_errors + s.link.stats().message_errors)
+                .sum();
+            if relay {
+                let _ = uwriteln!(
+                    log,
+                    "relayed {} messages between {} and {}, link errors {}{}",
+                    relayed,
+                    sides[0].name,
+                    sides[1].name,
+                    link_errors,
+                    DONE
+                );
+            } else {
+                let _ = uwriteln!(
+                    log,
+                    "link {}: sent {}, received {}, errors {}, link errors {}{}",
+                    sides.first().map_or("-", |s| s.name),
+                    sent,
+                    received,
+                    errors,
+                    link_errors,
+                    DONE
+                );
+            }
+        }
+        if finished && log.pending.is_empty() {
             return errors == 0;
+        }
+    }
+}
+
+/// One message from a side: name-service events are handled here.
+fn receive(side: &mut Side<'_>) -> Option<Arrival> {
+    loop {
+        match side.link.receive() {
+            Ok(Some(Incoming::Service(s))) => {
+                let name = s.name();
+                if name == CONSOLE_SERVICE && side.console_sink {
+                    side.peer_console = Some(s.addr);
+                    // Say hello, so the peer learns where to send its lines.
+                    let _ = side.link.send(CONSOLE_EP, s.addr, b"");
+                } else if name == TEST_SERVICE {
+                    side.peer_test = Some(s.addr);
+                }
+            }
+            Ok(Some(Incoming::Message(m))) => {
+                let mut bytes = [0u8; 496];
+                let n = m.copy_to(&mut bytes).unwrap_or(0);
+                let (src, dst) = (m.src(), m.dst());
+                let _ = side.link.release(m);
+                if dst == CONSOLE_EP {
+                    side.peer_console.get_or_insert(src);
+                    if n == 0 {
+                        continue;
+                    }
+                    let mut line = heapless::String::new();
+                    let _ = line.push_str(core::str::from_utf8(&bytes[..n]).unwrap_or("?"));
+                    return Some(Arrival::Line(line));
+                }
+                if dst == TEST_EP {
+                    side.peer_test.get_or_insert(src);
+                    return Some(Arrival::Test(bytes, n));
+                }
+            }
+            _ => return None,
         }
     }
 }
