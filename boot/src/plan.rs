@@ -371,6 +371,15 @@ pub(crate) fn apply(con: &mut Console, mut prepared: Prepared) -> ! {
         );
         halt_with(con)
     };
+    // With QEMU's -icount the counter advances with instructions retired, which
+    // makes this a deterministic measure of the boot stage's cost.
+    let timer = boards::timer::GenericTimer;
+    let _ = uwriteln!(
+        con,
+        "boot stage: hand-off at counter tick {} of {} Hz",
+        timer.ticks(),
+        timer.frequency()
+    );
     let _ = uwriteln!(
         con,
         "boot stage: entering {} at {:#x}; the boot stage is done",
