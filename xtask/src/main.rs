@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod firmware;
+mod images;
 mod setup;
 
 use std::io::{BufRead, BufReader};
@@ -24,6 +25,10 @@ COMMANDS:
                          QEMU machine with the console on this terminal
                          (default board: qemu-virt). QEMU exits when the boot
                          stage powers the machine off.
+    run --manifest FILE  Pack the manifest's split with the images this build
+                         makes (the demo RTOS for every ELF partition, Debian's
+                         arm64 kernel and a busybox initramfs for Linux) into
+                         target/images/ and boot it. Quit QEMU with Ctrl-A X.
     test                 Set up, build, then run every check: rustfmt, clippy,
                          host unit tests, and the QEMU end-to-end tests.
     build                Build the boot stage into target/firmware/boot.bin.
@@ -41,7 +46,7 @@ ENVIRONMENT:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("run") => board_arg(&args[1..]).and_then(run),
+        Some("run") => run_args(&args[1..]).and_then(run),
         Some("test") => no_args(&args[1..]).and_then(|()| test()),
         Some("build") => no_args(&args[1..]).and_then(|()| build()),
         Some("setup") => no_args(&args[1..]).and_then(|()| setup::ensure().map(drop)),
@@ -73,18 +78,6 @@ fn no_args(rest: &[String]) -> Result<(), String> {
     }
 }
 
-fn board_arg(rest: &[String]) -> Result<&'static boards::Board, String> {
-    let name = match rest {
-        [] => "qemu-virt",
-        [flag, name] if flag == "--board" => name.as_str(),
-        _ => return Err("usage: cargo xtask run [--board NAME]".into()),
-    };
-    boards::Board::by_name(name).ok_or_else(|| {
-        let known: Vec<_> = boards::BOARDS.iter().map(|b| b.name).collect();
-        format!("unknown board `{name}`; known boards: {}", known.join(", "))
-    })
-}
-
 /// The workspace root (xtask lives one level below it).
 pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -105,9 +98,37 @@ fn build() -> Result<(), String> {
     firmware::build(&toolchain).map(drop)
 }
 
-fn run(board: &'static boards::Board) -> Result<(), String> {
+/// What `run` boots.
+enum Target {
+    /// The bare boot stage on a board (first light).
+    Board(&'static boards::Board),
+    /// A packed split from a manifest.
+    Manifest(PathBuf),
+}
+
+fn run_args(rest: &[String]) -> Result<Target, String> {
+    match rest {
+        [] => Ok(Target::Board(
+            boards::Board::by_name("qemu-virt").expect("qemu-virt is a board"),
+        )),
+        [flag, name] if flag == "--board" => boards::Board::by_name(name)
+            .map(Target::Board)
+            .ok_or_else(|| {
+                let known: Vec<_> = boards::BOARDS.iter().map(|b| b.name).collect();
+                format!("unknown board `{name}`; known boards: {}", known.join(", "))
+            }),
+        [flag, path] if flag == "--manifest" => Ok(Target::Manifest(PathBuf::from(path))),
+        _ => Err("usage: cargo xtask run [--board NAME | --manifest FILE]".into()),
+    }
+}
+
+fn run(target: Target) -> Result<(), String> {
     let ready = setup::ensure()?;
-    let image = firmware::build(&ready.toolchain)?.boot;
+    let firmware = firmware::build(&ready.toolchain)?;
+    let (board, image) = match target {
+        Target::Board(board) => (board, firmware.boot),
+        Target::Manifest(manifest) => images::pack(&manifest, &firmware, &ready.guest_dir)?,
+    };
     let dtb = match board.dtb {
         boards::DtbSource::QemuGenerated => None,
         boards::DtbSource::DebianKernel(rel) => Some(ready.guest_dir.join("dtbs").join(rel)),
