@@ -90,6 +90,16 @@ pub(crate) struct Prepared {
     /// Partitions to start: `(name, boot core MPIDR, entry, device tree)`.
     starts: Vec<(alloc::string::String, u64, u64, u64)>,
     conduit: Option<Conduit>,
+    /// The interrupt distributor and the SPIs to route: `(interrupt ID, MPIDR)`.
+    gic: Option<(Gic, usize)>,
+    routes: Vec<(u32, u64)>,
+}
+
+/// Which distributor the board has.
+#[derive(Clone, Copy)]
+enum Gic {
+    V2,
+    V3,
 }
 
 fn refuse(con: &mut Console, why: &str) -> Next {
@@ -253,6 +263,46 @@ pub(crate) fn prepare(
         }
         dtbs.push((p.dtb, blob));
     }
+    // Every SPI of a partition's devices goes to that partition's boot core.
+    let root_ic = board_tree
+        .prop(partitioner::tree::ROOT, "interrupt-parent")
+        .and_then(|v| partitioner::cells::read_cells(v, 1))
+        .and_then(|p| board_tree.by_phandle(p as u32));
+    let gic = root_ic.and_then(|ic| {
+        let kind = if board_tree
+            .prop_strings(ic, "compatible")
+            .any(|c| c == "arm,gic-v3")
+        {
+            Gic::V3
+        } else if board_tree.prop_strings(ic, "compatible").any(|c| {
+            matches!(
+                c,
+                "arm,gic-400" | "arm,cortex-a15-gic" | "arm,cortex-a7-gic"
+            )
+        }) {
+            Gic::V2
+        } else {
+            return None;
+        };
+        let base = board_tree.reg(ic).first().copied().flatten()?.0;
+        Some((kind, usize::try_from(base).ok()?))
+    });
+    let mut routes = Vec::new();
+    for p in &plan.partitions {
+        let Some(&(_, boot_core)) = p.cores.first() else {
+            continue;
+        };
+        for path in &p.devices {
+            let Some(id) = board_tree.find(path) else {
+                continue;
+            };
+            for (ctrl, spec) in board_tree.interrupts(id) {
+                if Some(ctrl) == root_ic && spec.len() == 3 && spec[0] == 0 {
+                    routes.push((spec[1] + 32, boot_core));
+                }
+            }
+        }
+    }
     let starts = plan
         .partitions
         .iter()
@@ -272,6 +322,8 @@ pub(crate) fn prepare(
         windows: plan.links.iter().map(|l| (l.base, l.size)).collect(),
         starts,
         conduit: tree.psci_method().and_then(Conduit::from_method),
+        gic,
+        routes,
     })
 }
 
@@ -336,6 +388,39 @@ pub(crate) fn apply(con: &mut Console, mut prepared: Prepared) -> ! {
     // SAFETY: invalidating the instruction cache has no other effect.
     unsafe { core::arch::asm!("ic iallu", "dsb sy", "isb") };
 
+    // The distributor is set up once, here, before any OS runs.
+    if let Some((kind, base)) = prepared.gic {
+        for &(intid, mpidr) in &prepared.routes {
+            // SAFETY: `base` is the distributor the board's device tree names as
+            // the root interrupt controller; no OS runs yet, so nothing else
+            // touches it.
+            let routed = unsafe {
+                match kind {
+                    Gic::V3 => {
+                        let d = &*(base as *const boards::gic::Gicv3Distributor);
+                        d.enable();
+                        d.route(intid, mpidr)
+                    }
+                    Gic::V2 => {
+                        let d = &*(base as *const boards::gic::Gicv2Distributor);
+                        d.enable();
+                        d.route(intid, mpidr & 0xff)
+                    }
+                }
+            };
+            let _ = uwriteln!(
+                con,
+                "boot stage: interrupt {} to core {:#x}{}",
+                intid,
+                mpidr,
+                if routed {
+                    ""
+                } else {
+                    " refused by the distributor"
+                }
+            );
+        }
+    }
     let me = crate::metal::own_mpidr();
     let mut own = None;
     for (name, mpidr, entry, dtb) in &prepared.starts {

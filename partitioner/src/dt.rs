@@ -390,6 +390,36 @@ impl<'a> DeviceTree<'a> {
         str_prop(self.fdt.find_node("/chosen").ok().flatten()?, name)
     }
 
+    /// A `/chosen` string-list property, such as `amp,devices`.
+    pub fn chosen_list<'n>(&self, name: &'n str) -> impl Iterator<Item = &'a str> + 'n
+    where
+        'a: 'n,
+    {
+        self.fdt
+            .find_node("/chosen")
+            .ok()
+            .flatten()
+            .into_iter()
+            .flat_map(move |n| strings(n, name))
+    }
+
+    /// The GIC shared peripheral interrupts (as interrupt IDs, 32 and up) of the
+    /// node at `path`, read from its three-cell `interrupts`.
+    pub fn spis(&self, path: &str) -> heapless::Vec<u32, 8> {
+        let mut out = heapless::Vec::new();
+        let cells = self
+            .locate_path(path)
+            .and_then(|l| prop(l.node(), "interrupts"))
+            .unwrap_or(&[]);
+        for spec in cells.chunks_exact(12) {
+            let (kind, number) = (read_cells(&spec[..4], 1), read_cells(&spec[4..8], 1));
+            if let (Some(0), Some(n)) = (kind, number) {
+                let _ = out.push(n as u32 + 32);
+            }
+        }
+        out
+    }
+
     /// The partition's links, from `/amp-links`; malformed nodes are skipped.
     pub fn links(&self) -> impl Iterator<Item = LinkNode<'a>> {
         let holder = self.fdt.find_node("/amp-links").ok().flatten();

@@ -172,6 +172,8 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
     // /chosen.
     let chosen = t.add_child(ROOT, "chosen");
     t.set_prop(chosen, "amp,partition", string_value(&[&part.name]));
+    let owned: Vec<&str> = part.devices.iter().map(String::as_str).collect();
+    t.set_prop(chosen, "amp,devices", string_value(&owned));
     match &part.console {
         Some(c) => t.set_prop(chosen, "stdout-path", string_value(&[c])),
         None => t.remove_prop(chosen, "stdout-path"),

@@ -139,6 +139,27 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
     }
     let _ = uwriteln!(log, "cores up: {}", others + 1);
 
+    // Where the boot stage routed our devices' interrupts (GICv3 boards).
+    let gicd = tree
+        .interrupt_controller()
+        .filter(|ic| ic.compatible() == Some("arm,gic-v3"))
+        .and_then(|ic| usize::try_from(ic.reg()?.base).ok());
+    for path in tree.chosen_list("amp,devices") {
+        for intid in tree.spis(path) {
+            let Some(base) = gicd else { continue };
+            // SAFETY: our device tree names this GICv3 distributor; reading a
+            // routing register has no side effect.
+            let d = unsafe { &*(base as *const boards::gic::Gicv3Distributor) };
+            let _ = uwriteln!(
+                log,
+                "device {}: interrupt {} routed to core {:#x}",
+                path,
+                intid,
+                d.routed_to(intid).unwrap_or(u64::MAX)
+            );
+        }
+    }
+
     let mut sides: heapless::Vec<Side<'_>, 2> = heapless::Vec::new();
     for l in tree.links() {
         match Side::open(&l, name) {
