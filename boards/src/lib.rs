@@ -10,6 +10,7 @@
 //! Nothing here depends on the other crates of the workspace.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
+pub mod cache;
 pub mod gic;
 pub mod heap;
 #[cfg(feature = "std")]

@@ -6,6 +6,7 @@
 
 use alloc::vec::Vec;
 
+use aarch64_cpu::registers::Readable;
 use boards::power::Conduit;
 use boards::uart::Console;
 use boards::Board;
@@ -164,6 +165,17 @@ pub(crate) fn prepare(
             "this board is not a supported one, so the boot stage has no region of its own",
         );
     };
+    let el = aarch64_cpu::registers::CurrentEL.read(aarch64_cpu::registers::CurrentEL::EL) as u8;
+    if let Some(p) = plan.partitions.iter().find(|p| p.entry_el > el) {
+        let _ = uwriteln!(
+            con,
+            "plan refused: partition {} is to be entered at EL{}, but the boot stage runs at EL{}; nothing started",
+            p.name.as_str(),
+            p.entry_el,
+            el
+        );
+        return Next::Refuse;
+    }
     if let Err(m) = recheck(&plan, tree, &dram, Some(boot_region)) {
         let _ = uwrite!(con, "plan refused: ");
         mismatch(con, &m);
@@ -371,20 +383,22 @@ pub(crate) fn apply(con: &mut Console, mut prepared: Prepared) -> ! {
             core::ptr::copy(c.src as *const u8, c.dest as *mut u8, c.len);
             core::ptr::write_bytes((c.dest + c.len as u64) as *mut u8, 0, c.zero as usize);
         }
+        boards::cache::clean_invalidate(c.dest as usize, c.len + c.zero as usize);
     }
     for (at, blob) in &prepared.dtbs {
         // SAFETY: the plan keeps DTB_ROOM bytes at `at` inside the partition's
         // memory for its tree, and `prepare` checked the blob fits.
         unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), *at as *mut u8, blob.len()) };
+        boards::cache::clean_invalidate(*at as usize, blob.len());
     }
     for &(base, size) in &prepared.windows {
         // SAFETY: the window is the link's alone (no partition owns it) and
         // inside DRAM, as re-checked; both sides start from zeros.
         unsafe { core::ptr::write_bytes(base as *mut u8, 0, size as usize) };
+        boards::cache::clean_invalidate(base as usize, size as usize);
     }
-    // MMU and caches are off: the stores reach memory; make sure every core
-    // sees them and fetches no stale instructions.
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    // Every range written was cleaned to the point of coherency above; make
+    // sure no core fetches stale instructions.
     // SAFETY: invalidating the instruction cache has no other effect.
     unsafe { core::arch::asm!("ic iallu", "dsb sy", "isb") };
 

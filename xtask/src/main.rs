@@ -21,14 +21,18 @@ USAGE:
     cargo xtask <COMMAND> [OPTIONS]
 
 COMMANDS:
-    run [--board NAME]   Set up, build the boot stage and boot it on the board's
-                         QEMU machine with the console on this terminal
-                         (default board: qemu-virt). QEMU exits when the boot
-                         stage powers the machine off.
-    run --manifest FILE  Pack the manifest's split with the images this build
-                         makes (the demo RTOS for every ELF partition, Debian's
-                         arm64 kernel and a busybox initramfs for Linux) into
-                         target/images/ and boot it. Quit QEMU with Ctrl-A X.
+    run                  Set up, build, pack the default split
+                         (manifests/qemu-virt/two-rtos.toml: two demo RTOS
+                         partitions talking rpmsg) and boot it on QEMU virt with
+                         the console on this terminal; QEMU exits when they are
+                         done.
+    run --manifest FILE  The same for another split: every ELF partition gets
+                         the demo RTOS, Linux partitions Debian's arm64 kernel
+                         and a busybox initramfs (images in target/images/).
+                         Quit QEMU with Ctrl-A X.
+    run --board NAME     Boot the bare boot stage on a board's QEMU machine
+                         (qemu-virt, rpi4, rpi3, imx8mp-evk): it reports what
+                         the device tree says and powers the machine off.
     test                 Set up, build, then run every check: rustfmt, clippy,
                          host unit tests, and the QEMU end-to-end tests.
     build                Build the boot stage into target/firmware/boot.bin.
@@ -98,6 +102,9 @@ fn build() -> Result<(), String> {
     firmware::build(&toolchain).map(drop)
 }
 
+/// The split `cargo xtask run` boots by default.
+const DEFAULT_MANIFEST: &str = "manifests/qemu-virt/two-rtos.toml";
+
 /// What `run` boots.
 enum Target {
     /// The bare boot stage on a board (first light).
@@ -108,9 +115,7 @@ enum Target {
 
 fn run_args(rest: &[String]) -> Result<Target, String> {
     match rest {
-        [] => Ok(Target::Board(
-            boards::Board::by_name("qemu-virt").expect("qemu-virt is a board"),
-        )),
+        [] => Ok(Target::Manifest(workspace_root().join(DEFAULT_MANIFEST))),
         [flag, name] if flag == "--board" => boards::Board::by_name(name)
             .map(Target::Board)
             .ok_or_else(|| {
