@@ -21,3 +21,7 @@ pub mod timer;
 pub mod uart;
 
 pub use table::{Board, DtbSource, BOARDS};
+
+// Start-up routines for the project's bare-metal programs (see rt.s).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+core::arch::global_asm!(include_str!("rt.s"));

@@ -24,49 +24,13 @@ primary_entry:
                                     // relocate_and_restart below
     msr     daifset, #0xf           // no interrupts until someone owns them
 
-    // Let this exception level use FP/SIMD: Rust code may use the vector
-    // registers (copies, formatting) and the reset value traps them.
-    mrs     x1, CurrentEL
-    ubfx    x1, x1, #2, #2
-    cmp     x1, #2
-    b.eq    1f
-    b.hi    2f
-    mov     x2, #(3 << 20)          // CPACR_EL1.FPEN = 0b11
-    msr     cpacr_el1, x2
-    b       3f
-1:  mrs     x2, cptr_el2
-    bic     x2, x2, #(1 << 10)      // CPTR_EL2.TFP = 0
-    msr     cptr_el2, x2
-    b       3f
-2:  msr     cptr_el3, xzr
-3:  isb
-
-    // Relocate: every absolute address in the image was linked against 0.
-    adr     x20, _start
-    adrp    x1, __rela_start
-    add     x1, x1, :lo12:__rela_start
-    adrp    x2, __rela_end
-    add     x2, x2, :lo12:__rela_end
-4:  cmp     x1, x2
-    b.hs    5f
-    ldp     x3, x4, [x1], #16       // r_offset, r_info
-    ldr     x5, [x1], #8            // r_addend
-    cmp     x4, #1027               // R_AARCH64_RELATIVE (no symbol)
-    b.ne    4b
-    add     x5, x5, x20
-    str     x5, [x20, x3]
-    b       4b
-
-    // Zero .bss, then take the stack at the top of the image.
-5:  adrp    x1, __bss_start
-    add     x1, x1, :lo12:__bss_start
-    adrp    x2, __bss_end
-    add     x2, x2, :lo12:__bss_end
-6:  cmp     x1, x2
-    b.hs    7f
-    stp     xzr, xzr, [x1], #16
-    b       6b
-7:  adrp    x1, __stack_top
+    bl      amp_enable_fp           // boards/src/rt.s
+    adr     x20, _start             // linked at 0, running here
+    mov     x0, x20
+    bl      amp_relocate
+    bl      amp_zero_bss
+    // Take the stack at the top of the image.
+    adrp    x1, __stack_top
     add     x1, x1, :lo12:__stack_top
     mov     sp, x1
 
