@@ -650,7 +650,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     }
 
     fn bring_up_host(&mut self) -> Result<(), LinkError> {
-        let mut notification = Notification::default();
+        let mut notification = Notification {
+            polled: self.doorbell.polled(),
+            ..Notification::default()
+        };
         let mut device = None;
         let mut queue_size = self.config.queue_size;
         if let Placement::ResourceTable {
@@ -741,6 +744,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         let mut notification = Notification {
             event_idx: false,
             ignore_no_interrupt: self.config.ignore_no_interrupt,
+            polled: self.doorbell.polled(),
         };
         if let Some(entry) = self.vdev_entry {
             let (st, gfeatures) =

@@ -12,6 +12,12 @@ pub trait Doorbell {
     /// Ring the doorbell for `queue` (the vring's notify id: rpmsg uses 0 for
     /// the host's RX ring, 1 for its TX ring). Must not block.
     fn ring(&mut self, queue: u16);
+
+    /// Whether the peer only ever polls (no interrupt behind this doorbell), so
+    /// the queues can skip the check of whether to ring.
+    fn polled(&self) -> bool {
+        false
+    }
 }
 
 /// No interrupt: the peer polls the rings. Ringing does nothing.
@@ -20,6 +26,10 @@ pub struct Polling;
 
 impl Doorbell for Polling {
     fn ring(&mut self, _queue: u16) {}
+
+    fn polled(&self) -> bool {
+        true
+    }
 }
 
 impl<D: Doorbell + ?Sized> Doorbell for &mut D {

@@ -291,6 +291,10 @@ pub struct Notification {
     /// `VRING_AVAIL_F_NO_INTERRUPT`. rpmsg-lite's master sets that flag on both
     /// rings at init and never clears it, yet relies on being interrupted.
     pub ignore_no_interrupt: bool,
+    /// Neither side ever waits for a notification (both poll the rings): the
+    /// notify check after publishing (a full fence and a read of the peer's
+    /// flags, a cross-core cache miss per message) is skipped.
+    pub polled: bool,
 }
 
 /// One buffer of a chain the driver offers.
@@ -338,6 +342,8 @@ pub struct DriverQueue<'a, const N: usize> {
     avail_idx: u16,
     published: u16,
     last_used: u16,
+    /// used.idx as last read (and checked); entries up to it are known.
+    used_seen: u16,
 }
 
 impl<'a, const N: usize> DriverQueue<'a, N> {
@@ -368,6 +374,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             avail_idx: 0,
             published: 0,
             last_used: 0,
+            used_seen: 0,
         };
         q.reset()?;
         Ok(q)
@@ -390,6 +397,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         self.avail_idx = 0;
         self.published = 0;
         self.last_used = 0;
+        self.used_seen = 0;
         self.want_interrupts = true;
         self.window.clean(l.desc, 16 * n);
         self.window.clean(l.avail, 6 + 2 * n);
@@ -476,6 +484,9 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         self.window.write_u16(self.layout.avail_idx(), new)?;
         self.window.clean(self.layout.avail_idx(), 2);
         self.published = new;
+        if self.notification.polled {
+            return Ok(false);
+        }
         // Barrier *notify-check*: avail.idx store before the used.flags /
         // avail_event load, or a device going to sleep is never woken.
         fence(Ordering::SeqCst);
@@ -499,19 +510,24 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// what is outstanding, the id must be an outstanding head, the length must
     /// fit the chain's writable part.
     pub fn pop_used(&mut self) -> Result<Option<Used>, RingError> {
-        self.window.invalidate(self.layout.used_idx(), 2);
-        let idx = self.window.read_u16(self.layout.used_idx())?;
-        if idx == self.last_used {
-            return Ok(None);
+        // used.idx is read (a cross-core miss) only once the entries seen with
+        // its last value, checked then, are all taken.
+        if self.used_seen == self.last_used {
+            self.window.invalidate(self.layout.used_idx(), 2);
+            let idx = self.window.read_u16(self.layout.used_idx())?;
+            if idx == self.last_used {
+                return Ok(None);
+            }
+            if idx.wrapping_sub(self.last_used) > self.outstanding {
+                return Err(RingError::UsedIndex {
+                    idx,
+                    seen: self.last_used,
+                });
+            }
+            // Barrier *consume*: used.idx before the used elements and buffers.
+            fence(Ordering::Acquire);
+            self.used_seen = idx;
         }
-        if idx.wrapping_sub(self.last_used) > self.outstanding {
-            return Err(RingError::UsedIndex {
-                idx,
-                seen: self.last_used,
-            });
-        }
-        // Barrier *consume*: used.idx before the used element and the buffers.
-        fence(Ordering::Acquire);
         let at = self.layout.used_elem(self.last_used);
         self.window.invalidate(at, 8);
         let id = self.window.read_u32(at)?;
@@ -624,6 +640,8 @@ pub struct DeviceQueue<'a> {
     layout: RingLayout,
     notification: Notification,
     last_avail: u16,
+    /// avail.idx as last read (and checked); entries up to it are known.
+    avail_seen: u16,
     used_idx: u16,
     in_flight: u16,
     want_notifications: bool,
@@ -644,6 +662,7 @@ impl<'a> DeviceQueue<'a> {
             layout,
             notification,
             last_avail: 0,
+            avail_seen: 0,
             used_idx: 0,
             in_flight: 0,
             want_notifications: true,
@@ -657,6 +676,7 @@ impl<'a> DeviceQueue<'a> {
         self.window.invalidate(self.layout.used_idx(), 2);
         self.used_idx = self.window.read_u16(self.layout.used_idx())?;
         self.last_avail = 0;
+        self.avail_seen = 0;
         self.in_flight = 0;
         self.want_notifications = true;
         Ok(())
@@ -678,21 +698,26 @@ impl<'a> DeviceQueue<'a> {
     /// length overflow, chain length, loops).
     pub fn pop_available(&mut self) -> Result<Option<Chain>, RingError> {
         let size = self.layout.size;
-        self.window.invalidate(self.layout.avail_idx(), 2);
-        let idx = self.window.read_u16(self.layout.avail_idx())?;
-        if idx == self.last_avail {
-            return Ok(None);
+        // avail.idx is read (a cross-core miss) only once the entries seen with
+        // its last value, checked then, are all taken.
+        if self.avail_seen == self.last_avail {
+            self.window.invalidate(self.layout.avail_idx(), 2);
+            let idx = self.window.read_u16(self.layout.avail_idx())?;
+            if idx == self.last_avail {
+                return Ok(None);
+            }
+            // More new entries than the ring has slots, or than could be
+            // outstanding given what we still hold, is a lie.
+            if idx.wrapping_sub(self.last_avail) > size - self.in_flight.min(size) {
+                return Err(RingError::AvailIndex {
+                    idx,
+                    seen: self.last_avail,
+                });
+            }
+            // Barrier *consume*: avail.idx before avail.ring[], descriptors, buffers.
+            fence(Ordering::Acquire);
+            self.avail_seen = idx;
         }
-        // More new entries than the ring has slots, or than could be
-        // outstanding given what we still hold, is a lie.
-        if idx.wrapping_sub(self.last_avail) > size - self.in_flight.min(size) {
-            return Err(RingError::AvailIndex {
-                idx,
-                seen: self.last_avail,
-            });
-        }
-        // Barrier *consume*: avail.idx before avail.ring[], descriptors, buffers.
-        fence(Ordering::Acquire);
         let slot = self.layout.avail_ring(self.last_avail);
         self.window.invalidate(slot, 2);
         let head = self.window.read_u16(slot)?;
@@ -780,6 +805,9 @@ impl<'a> DeviceQueue<'a> {
         self.window.clean(self.layout.used_idx(), 2);
         self.used_idx = new;
         self.in_flight = self.in_flight.saturating_sub(1);
+        if self.notification.polled {
+            return Ok(false);
+        }
         // Barrier *notify-check*: used.idx store before reading avail.flags /
         // used_event.
         fence(Ordering::SeqCst);

@@ -98,6 +98,7 @@ fn publish_and_wake_with_event_index() {
     model(Notification {
         event_idx: true,
         ignore_no_interrupt: false,
+        polled: false,
     });
 }
 

@@ -172,6 +172,7 @@ fn suppression_flags_and_event_index() {
     let quirk = Notification {
         event_idx: false,
         ignore_no_interrupt: true,
+        polled: false,
     };
     let (mut drv, mut dev, l) = pair(w, quirk);
     w.write_u16(l.avail, AVAIL_F_NO_INTERRUPT).unwrap();
@@ -184,6 +185,7 @@ fn suppression_flags_and_event_index() {
     let ev = Notification {
         event_idx: true,
         ignore_no_interrupt: false,
+        polled: false,
     };
     let (mut drv, mut dev, _) = pair(w, ev);
     drv.add(&seg, 0).unwrap();
@@ -391,7 +393,7 @@ proptest! {
         whole.fill(0, mem.len() * 8, 0xa5).unwrap();
         let w = whole.slice(0x100, 0x1200).unwrap().with_bus_address(BUS);
         let layout = RingLayout::legacy(&w, 0, 8, 0x1000).unwrap();
-        let mut dev = DeviceQueue::attach(w, layout, Notification { event_idx: true, ignore_no_interrupt: false }).unwrap();
+        let mut dev = DeviceQueue::attach(w, layout, Notification { event_idx: true, ignore_no_interrupt: false, polled: false }).unwrap();
         let mut drv: DriverQueue<'_, 8> = DriverQueue::new(w, layout, Notification::default()).unwrap();
         w.write_bytes(0, &bytes).unwrap();
         let mut held = Vec::new();

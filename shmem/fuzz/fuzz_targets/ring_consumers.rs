@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let split = rest.len() / 2;
     let (image, script) = rest.split_at(split);
     let event_idx = ctl[0] & 1 != 0;
-    let n = Notification { event_idx, ignore_no_interrupt: ctl[0] & 2 != 0 };
+    let n = Notification { event_idx, ignore_no_interrupt: ctl[0] & 2 != 0, polled: false };
 
     if ctl[1] & 1 == 0 {
         // Raw virtqueue sides over a garbage ring.
