@@ -72,8 +72,8 @@ fn manifest(devices: u32) -> String {
             .map(|i| format!("\"/soc/device@{:x}\"", 0x1000_0000 + i * 0x1000))
             .collect();
         text += &format!(
-            "\n[[partition]]\nname = \"p{p}\"\ncores = {cores}\nmemory = [{{ base = {:#x}, size = \"128M\" }}]\ndevices = [{}]\n",
-            0x4000_0000u64 + u64::from(p) * (128 << 20),
+            "\n[[partition]]\nname = \"p{p}\"\ncores = {cores}\nmemory = [{{ base = {:#x}, size = \"64M\" }}]\ndevices = [{}]\n",
+            0x4000_0000u64 + u64::from(p) * (64 << 20),
             list.join(", ")
         );
     }
