@@ -974,7 +974,12 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         let size = self.config.buffer_size;
         match self.config.role {
             Role::Host => {
-                self.reclaim_tx()?;
+                // Take sent buffers back only when none is free: reading the
+                // remote's used index on every send would move its cache line
+                // between the cores once per message.
+                if matches!(&self.ends, Ends::Host { free_len: 0, .. }) {
+                    self.reclaim_tx()?;
+                }
                 let Ends::Host { free, free_len, .. } = &mut self.ends else {
                     return Err(LinkError::NotReady);
                 };
