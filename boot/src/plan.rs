@@ -16,6 +16,7 @@ use partitioner::manifest::ImageKind;
 use partitioner::pack::{self, Entry, EntryKind, PACK_ALIGN};
 use partitioner::plan::Plan;
 use partitioner::recheck::{recheck, Mismatch};
+use partitioner::rules::overlaps;
 use partitioner::tree::Tree;
 use ufmt::{uwrite, uwriteln};
 
@@ -106,10 +107,6 @@ enum Gic {
 fn refuse(con: &mut Console, why: &str) -> Next {
     let _ = uwriteln!(con, "plan refused: {}; nothing started", why);
     Next::Refuse
-}
-
-fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
-    a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
 }
 
 /// Finds, decodes and re-checks the plan; on the first pass (`package == 0`,

@@ -6,6 +6,7 @@
 
 use crate::dt::DeviceTree;
 use crate::plan::Plan;
+use crate::rules::{inside_any as inside, overlaps};
 
 /// The first way a plan does not fit the hardware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,15 +52,6 @@ pub enum Mismatch<'p> {
         /// Window size.
         size: u64,
     },
-}
-
-fn inside(r: (u64, u64), dram: &[(u64, u64)]) -> bool {
-    dram.iter()
-        .any(|&(b, s)| r.0 >= b && r.0.saturating_add(r.1) <= b.saturating_add(s))
-}
-
-fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
-    a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
 }
 
 /// Checks `plan` against the tree found at boot, its DRAM (`dram`: the tree's

@@ -124,11 +124,13 @@ pub fn boot_region(dram: &[(u64, u64)], size: u64) -> Option<(u64, u64)> {
     (len >= size).then(|| (base + len - size, size))
 }
 
-fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+/// Whether two `(base, size)` ranges share a byte.
+pub fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
 }
 
-fn inside_any(r: (u64, u64), ranges: &[(u64, u64)]) -> bool {
+/// Whether range `r` lies wholly inside one of `ranges`.
+pub fn inside_any(r: (u64, u64), ranges: &[(u64, u64)]) -> bool {
     ranges
         .iter()
         .any(|&(b, s)| r.0 >= b && r.0.saturating_add(r.1) <= b.saturating_add(s))
