@@ -108,7 +108,9 @@ pub const BOARDS: &[Board] = &[
         qemu_machine: "imx8mp-evk",
         qemu_cpu: None,
         qemu_cores: 4,
-        qemu_memory_mib: 2048,
+        // The EVK's first DRAM bank (0x4000_0000-0xffff_ffff) as its tree
+        // says, so plans made against that tree fit the emulated board.
+        qemu_memory_mib: 3072,
         // stdout-path is serial1 (UART2 @ 0x3089_0000), QEMU's second port.
         qemu_console_serial: 1,
         power_off: PowerOff::Psci,

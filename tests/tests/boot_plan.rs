@@ -251,3 +251,23 @@ fn three_partitions_relay_messages_along_a_chain_and_back_intact() {
         "{t}"
     );
 }
+
+#[test]
+fn two_rtos_partitions_run_on_the_imx8mp_evk_with_its_real_device_tree() {
+    let scratch = Scratch::new("imx-two-rtos");
+    let (firmware, _) = packed_with("manifests/imx8mp-evk/two-rtos.toml", &scratch, true);
+    let board = Board::by_name("imx8mp-evk").unwrap();
+    let machine = Machine::new(board, &firmware, tests::board_dtb(board));
+    let t = tests::qemu::run(&machine, DEADLINE).expect("QEMU starts");
+    assert!(t.exited_cleanly, "rtos-a powers the board off:\n{t}");
+    assert!(t.value("entry").starts_with("EL2,"), "{t}");
+    for line in [
+        "[rtos-a] up at 0x40000000 on core 0x0; cores 0x0 0x1; memory 0x40000000+0x4000000",
+        "[rtos-b] up at 0x48000000 on core 0x2; cores 0x2 0x3; memory 0x48000000+0x4000000",
+        "[rtos-b] link a-b: sent 100000, received 100000, errors 0, link errors 0 -- done",
+        "[rtos-a] link a-b: sent 100000, received 100000, errors 0, link errors 0 -- done",
+        "[rtos-a] all links done: ok",
+    ] {
+        assert!(t.lines.iter().any(|l| l == line), "missing `{line}`:\n{t}");
+    }
+}
