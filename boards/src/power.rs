@@ -103,3 +103,63 @@ impl Bcm2835Pm {
 }
 
 const PM_PASSWORD_MASK: u32 = 0xff00_0000;
+
+/// A four-instruction trampoline that enters `entry` with `x0 = arg`: what a
+/// core released from a spin table needs, since that protocol passes no
+/// argument (`ldr x0, =arg; ldr x1, =entry; br x1`). 32 bytes, position
+/// independent; write it where the started core may run.
+pub fn trampoline(arg: u64, entry: u64) -> [u8; 32] {
+    const LDR_X0_PC16: u32 = 0x5800_0080; // LDR (literal) x0, pc+16
+    const LDR_X1_PC20: u32 = 0x5800_00a1; // LDR (literal) x1, pc+20 (from +4)
+    const BR_X1: u32 = 0xd61f_0020;
+    const NOP: u32 = 0xd503_201f;
+    let mut code = [0u8; 32];
+    for (i, word) in [LDR_X0_PC16, LDR_X1_PC20, BR_X1, NOP].iter().enumerate() {
+        code[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    code[16..24].copy_from_slice(&arg.to_le_bytes());
+    code[24..32].copy_from_slice(&entry.to_le_bytes());
+    code
+}
+
+/// Releases a core waiting on a spin table (`enable-method = "spin-table"`):
+/// writes `entry` to its `cpu-release-addr`, makes it visible and wakes it.
+///
+/// # Safety
+///
+/// `release_addr` must be the waiting core's release address from the device
+/// tree, and `entry` code (see [`trampoline`]) that core may run, placed whole
+/// and cleaned to the point of coherency.
+#[cfg(target_arch = "aarch64")]
+pub unsafe fn spin_table_release(release_addr: u64, entry: u64) {
+    // SAFETY: the caller guarantees the release address is the core's own
+    // mailbox, which the waiting core only reads.
+    unsafe { core::ptr::write_volatile(release_addr as *mut u64, entry) };
+    crate::cache::clean_invalidate(release_addr as usize, 8);
+    // SAFETY: SEV only wakes cores waiting in WFE.
+    unsafe { core::arch::asm!("sev") };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trampoline_literals_sit_where_its_loads_read_them() {
+        let t = trampoline(0x1122_3344_5566_7788, 0x4000_0000);
+        // The first LDR (at 0) reads pc+16, the second (at 4) pc+20 = 24.
+        assert_eq!(
+            u64::from_le_bytes(t[16..24].try_into().unwrap()),
+            0x1122_3344_5566_7788
+        );
+        assert_eq!(
+            u64::from_le_bytes(t[24..32].try_into().unwrap()),
+            0x4000_0000
+        );
+        let imm19 = |w: u32| ((w >> 5) & 0x7ffff) * 4;
+        let w0 = u32::from_le_bytes(t[0..4].try_into().unwrap());
+        let w1 = u32::from_le_bytes(t[4..8].try_into().unwrap());
+        assert_eq!((imm19(w0), w0 & 0x1f), (16, 0));
+        assert_eq!((4 + imm19(w1), w1 & 0x1f), (24, 1));
+    }
+}

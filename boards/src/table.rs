@@ -38,9 +38,11 @@ pub struct Board {
     /// itself (code, plan, heap, stack) until every OS has started; no
     /// partition may own them.
     pub boot_region_size: u64,
-    /// DRAM `(base, size)` for when the board's device tree leaves its size to
-    /// the firmware (the Raspberry Pi 4 tree ships `reg = <0 0 0>`).
-    pub default_dram: &'static [(u64, u64)],
+    /// DRAM `(base, size)` as the board's firmware reports it, when that is
+    /// not what the shipped device tree says: the Raspberry Pi firmware rewrites
+    /// `/memory` at boot (the Pi 4 tree ships `reg = <0 0 0>`, the Pi 3 tree the
+    /// full 1 GiB, of which the VideoCore keeps the top). Empty: trust the tree.
+    pub firmware_dram: &'static [(u64, u64)],
 }
 
 /// How a board is powered off or halted.
@@ -60,7 +62,7 @@ const BOOT_REGION_SIZE: u64 = 16 << 20;
 pub const BOARDS: &[Board] = &[
     Board {
         name: "qemu-virt",
-        default_dram: &[],
+        firmware_dram: &[],
         compatibles: &["linux,dummy-virt"],
         dtb: DtbSource::QemuGenerated,
         qemu_machine: "virt,gic-version=3",
@@ -75,7 +77,7 @@ pub const BOARDS: &[Board] = &[
         name: "rpi4",
         // The first GiB less the VideoCore's default share, as the firmware
         // (and QEMU's raspi4b) reports it.
-        default_dram: &[(0, 0x3c00_0000)],
+        firmware_dram: &[(0, 0x3c00_0000)],
         compatibles: &["raspberrypi,4-model-b", "brcm,bcm2711"],
         dtb: DtbSource::DebianKernel("broadcom/bcm2711-rpi-4-b.dtb"),
         qemu_machine: "raspi4b",
@@ -89,7 +91,7 @@ pub const BOARDS: &[Board] = &[
     },
     Board {
         name: "rpi3",
-        default_dram: &[(0, 0x3c00_0000)],
+        firmware_dram: &[(0, 0x3c00_0000)],
         compatibles: &["raspberrypi,3-model-b", "brcm,bcm2837"],
         dtb: DtbSource::DebianKernel("broadcom/bcm2837-rpi-3-b.dtb"),
         qemu_machine: "raspi3b",
@@ -102,7 +104,7 @@ pub const BOARDS: &[Board] = &[
     },
     Board {
         name: "imx8mp-evk",
-        default_dram: &[],
+        firmware_dram: &[],
         compatibles: &["fsl,imx8mp-evk", "fsl,imx8mp"],
         dtb: DtbSource::DebianKernel("freescale/imx8mp-evk.dtb"),
         qemu_machine: "imx8mp-evk",
@@ -119,6 +121,16 @@ pub const BOARDS: &[Board] = &[
 ];
 
 impl Board {
+    /// The DRAM partitions may use: the firmware's figures where the board has
+    /// them, else the device tree's memory nodes (`tree_dram`).
+    pub fn dram<'t>(&self, tree_dram: &'t [(u64, u64)]) -> &'t [(u64, u64)] {
+        if self.firmware_dram.is_empty() {
+            tree_dram
+        } else {
+            self.firmware_dram
+        }
+    }
+
     /// The board a device tree's root `compatible` list names, if supported.
     pub fn from_compatibles<'a>(mut root: impl Iterator<Item = &'a str>) -> Option<&'static Board> {
         root.find_map(|c| BOARDS.iter().find(|b| b.compatibles.contains(&c)))

@@ -89,12 +89,23 @@ pub(crate) struct Prepared {
     dtbs: Vec<(u64, Vec<u8>)>,
     /// Windows to clear: `(base, size)`.
     windows: Vec<(u64, u64)>,
-    /// Partitions to start: `(name, boot core MPIDR, entry, device tree)`.
-    starts: Vec<(alloc::string::String, u64, u64, u64)>,
+    /// Partitions to start.
+    starts: Vec<Start>,
     conduit: Option<Conduit>,
     /// The interrupt distributor and the SPIs to route: `(interrupt ID, MPIDR)`.
     gic: Option<(Gic, usize)>,
     routes: Vec<(u32, u64)>,
+}
+
+/// One partition to start.
+struct Start {
+    name: alloc::string::String,
+    /// Its boot core.
+    mpidr: u64,
+    entry: u64,
+    dtb: u64,
+    /// The boot core's spin-table release address, on boards without PSCI.
+    release: Option<u64>,
 }
 
 /// Which distributor the board has.
@@ -146,14 +157,14 @@ pub(crate) fn prepare(
     if first {
         summary(con, &plan, &entries);
     }
-    let mut dram: Vec<(u64, u64)> = tree
+    let tree_dram: Vec<(u64, u64)> = tree
         .memory()
         .filter(|r| r.size > 0)
         .map(|r| (r.base, r.size))
         .collect();
-    if dram.is_empty() {
-        dram.extend(board.map_or(&[][..], |b| b.default_dram));
-    }
+    let dram: Vec<(u64, u64)> = board
+        .map_or(&tree_dram[..], |b| b.dram(&tree_dram))
+        .to_vec();
     let Some(boot_region) =
         board.and_then(|b| partitioner::rules::boot_region(&dram, b.boot_region_size))
     else {
@@ -264,7 +275,8 @@ pub(crate) fn prepare(
     let mut dtbs = Vec::new();
     for (index, p) in plan.partitions.iter().enumerate() {
         let blob = partitioner::dtgen::partition_tree(&board_tree, &plan, index).to_blob();
-        if blob.len() as u64 > partitioner::plan::DTB_ROOM {
+        // The last 32 bytes of the room may hold a spin-table trampoline.
+        if blob.len() as u64 > partitioner::plan::DTB_ROOM - 32 {
             return refuse(
                 con,
                 "a partition's device tree is larger than the room kept for it",
@@ -317,12 +329,17 @@ pub(crate) fn prepare(
         .iter()
         .zip(&dtbs)
         .filter_map(|(p, (dtb, _))| {
-            Some((
-                p.name.clone(),
-                p.cores.first()?.1,
-                p.image.as_ref()?.entry,
-                *dtb,
-            ))
+            let mpidr = p.cores.first()?.1;
+            let cpu = tree.cpus().find(|c| c.mpidr == Some(mpidr));
+            Some(Start {
+                name: p.name.clone(),
+                mpidr,
+                entry: p.image.as_ref()?.entry,
+                dtb: *dtb,
+                release: cpu
+                    .filter(|c| c.enable_method == Some("spin-table"))
+                    .and_then(|c| c.release_addr),
+            })
         })
         .collect();
     Next::Apply(Prepared {
@@ -434,27 +451,50 @@ pub(crate) fn apply(con: &mut Console, mut prepared: Prepared) -> ! {
     }
     let me = crate::metal::own_mpidr();
     let mut own = None;
-    for (name, mpidr, entry, dtb) in &prepared.starts {
-        let (mpidr, entry, dtb) = (*mpidr, *entry, *dtb);
+    for start in &prepared.starts {
+        let Start {
+            mpidr,
+            entry,
+            dtb,
+            release,
+            ..
+        } = *start;
         if mpidr == me {
-            own = Some((name.clone(), entry, dtb));
+            own = Some((start.name.clone(), entry, dtb));
             continue;
         }
         let _ = uwriteln!(
             con,
             "boot stage: starting {} on core {:#x} at {:#x}",
-            name.as_str(),
+            start.name.as_str(),
             mpidr,
             entry
         );
-        let started = match prepared.conduit {
+        let started = match (prepared.conduit, release) {
             // SAFETY: `entry` is the entry of the image just placed whole in that
             // partition's memory, which expects x0 = its device tree; the core
             // is one the plan gives that partition and has not been started.
-            Some(conduit) => {
+            (Some(conduit), _) => {
                 unsafe { boards::power::psci_cpu_on(conduit, mpidr, entry, dtb) }.is_ok()
             }
-            None => false,
+            (None, Some(release)) => {
+                // The spin table passes no argument: enter through a trampoline
+                // that loads x0 = device tree, at the end of the room the plan
+                // keeps for the tree, inside the partition's memory.
+                let at = dtb + partitioner::plan::DTB_ROOM - 32;
+                let code = boards::power::trampoline(dtb, entry);
+                // SAFETY: `at` lies in the partition's DTB room, past its tree
+                // (checked to fit), in memory the plan gives the partition; the
+                // release address is the core's own, from the device tree.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(code.as_ptr(), at as *mut u8, code.len());
+                    boards::cache::clean_invalidate(at as usize, code.len());
+                    core::arch::asm!("ic iallu", "dsb sy", "isb");
+                    boards::power::spin_table_release(release, at);
+                }
+                true
+            }
+            (None, None) => false,
         };
         if !started {
             let _ = uwriteln!(con, "boot stage: core {:#x} did not start", mpidr);

@@ -33,7 +33,7 @@ fn packed_with(manifest: &str, scratch: &Scratch, demo_rtos: bool) -> (PathBuf, 
     let board = Board::by_name(&m.board.value).unwrap();
     let tree =
         Tree::parse(&std::fs::read(boards::host::board_dtb(board).unwrap()).unwrap()).unwrap();
-    let dram = rules::board_dram(&tree);
+    let dram = board.dram(&rules::board_dram(&tree)).to_vec();
     let boot_region = rules::boot_region(&dram, board.boot_region_size);
     let (_, plan, diags) =
         validate_and_plan(&m, &tree, dram, boot_region, &DirImages(images.clone()));
@@ -252,22 +252,64 @@ fn three_partitions_relay_messages_along_a_chain_and_back_intact() {
     );
 }
 
+/// Boots `manifests/<board>/two-rtos.toml` on that board's QEMU machine with
+/// the board's real device tree, until rtos-a reports every link done.
+fn two_rtos_on(board_name: &str) -> Transcript {
+    let scratch = Scratch::new(board_name);
+    let (firmware, _) = packed_with(
+        &format!("manifests/{board_name}/two-rtos.toml"),
+        &scratch,
+        true,
+    );
+    let board = Board::by_name(board_name).unwrap();
+    let machine = Machine::new(board, &firmware, tests::board_dtb(board));
+    // Boards without PSCI cannot be powered off from a partition: stop at the end.
+    let t = tests::qemu::run_until(&machine, DEADLINE, |l| l == "[rtos-a] all links done: ok")
+        .expect("QEMU starts");
+    assert!(t.reached, "{board_name}: rtos-a did not finish:\n{t}");
+    t
+}
+
+fn assert_two_rtos_ran(t: &Transcript, a: u64, b: u64) {
+    for line in [
+        format!("[rtos-a] up at {a:#x} on core 0x0; cores 0x0 0x1; memory {a:#x}+0x4000000"),
+        format!("[rtos-b] up at {b:#x} on core 0x2; cores 0x2 0x3; memory {b:#x}+0x4000000"),
+        "[rtos-a] cores up: 2".into(),
+        "[rtos-b] cores up: 2".into(),
+        "[rtos-b] link a-b: sent 100000, received 100000, errors 0, link errors 0 -- done".into(),
+        "[rtos-a] link a-b: sent 100000, received 100000, errors 0, link errors 0 -- done".into(),
+    ] {
+        assert!(t.lines.contains(&line), "missing `{line}`:\n{t}");
+    }
+}
+
 #[test]
 fn two_rtos_partitions_run_on_the_imx8mp_evk_with_its_real_device_tree() {
-    let scratch = Scratch::new("imx-two-rtos");
-    let (firmware, _) = packed_with("manifests/imx8mp-evk/two-rtos.toml", &scratch, true);
-    let board = Board::by_name("imx8mp-evk").unwrap();
-    let machine = Machine::new(board, &firmware, tests::board_dtb(board));
-    let t = tests::qemu::run(&machine, DEADLINE).expect("QEMU starts");
-    assert!(t.exited_cleanly, "rtos-a powers the board off:\n{t}");
+    // EL2, PSCI over smc, the i.MX UART, GICv3 at 0x3880_0000.
+    let t = two_rtos_on("imx8mp-evk");
     assert!(t.value("entry").starts_with("EL2,"), "{t}");
-    for line in [
-        "[rtos-a] up at 0x40000000 on core 0x0; cores 0x0 0x1; memory 0x40000000+0x4000000",
-        "[rtos-b] up at 0x48000000 on core 0x2; cores 0x2 0x3; memory 0x48000000+0x4000000",
-        "[rtos-b] link a-b: sent 100000, received 100000, errors 0, link errors 0 -- done",
-        "[rtos-a] link a-b: sent 100000, received 100000, errors 0, link errors 0 -- done",
-        "[rtos-a] all links done: ok",
-    ] {
-        assert!(t.lines.iter().any(|l| l == line), "missing `{line}`:\n{t}");
-    }
+    assert_two_rtos_ran(&t, 0x4000_0000, 0x4800_0000);
+}
+
+#[test]
+fn two_rtos_partitions_run_on_the_raspberry_pi_4_released_from_the_spin_table() {
+    // EL2, no PSCI (spin table), the mini-UART, a GIC-400 (GICv2 targets).
+    let t = two_rtos_on("rpi4");
+    assert!(
+        t.value("start-method").starts_with("no psci, spin-table"),
+        "{t}"
+    );
+    assert!(
+        t.lines
+            .iter()
+            .any(|l| l.starts_with("boot stage: interrupt ") && l.ends_with(" to core 0x0")),
+        "{t}"
+    );
+    assert_two_rtos_ran(&t, 0x1000_0000, 0x1800_0000);
+}
+
+#[test]
+fn two_rtos_partitions_run_on_the_raspberry_pi_3_without_a_gic() {
+    let t = two_rtos_on("rpi3");
+    assert_two_rtos_ran(&t, 0x1000_0000, 0x1800_0000);
 }

@@ -69,10 +69,7 @@ pub(crate) fn pack(
     let blob = std::fs::read(&tree_path).map_err(|e| format!("{}: {e}", tree_path.display()))?;
     let tree = partitioner::tree::Tree::parse(&blob)
         .map_err(|e| format!("{}: {}", tree_path.display(), e.as_str()))?;
-    let mut dram = partitioner::rules::board_dram(&tree);
-    if dram.is_empty() {
-        dram = board.default_dram.to_vec();
-    }
+    let dram = board.dram(&partitioner::rules::board_dram(&tree)).to_vec();
     let boot_region = partitioner::rules::boot_region(&dram, board.boot_region_size);
     let (_, plan, diags) = validate_and_plan(&m, &tree, dram, boot_region, &DirImages(dir.clone()));
     let Some(plan) = plan.filter(|_| diags.is_empty()) else {

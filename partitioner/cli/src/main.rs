@@ -186,10 +186,7 @@ fn load(input: &Input) -> Result<Loaded, String> {
             .map(Path::to_path_buf)
             .unwrap_or_default()
     });
-    let mut dram = rules::board_dram(&tree);
-    if dram.is_empty() {
-        dram = board.default_dram.to_vec();
-    }
+    let dram = board.dram(&rules::board_dram(&tree)).to_vec();
     let boot_region = rules::boot_region(&dram, board.boot_region_size);
     let images = DirImages(images_dir);
     let (resolved, plan, found) = validate_and_plan(&manifest, &tree, dram, boot_region, &images);

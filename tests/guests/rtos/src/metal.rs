@@ -38,6 +38,10 @@ const SECONDARY_STACK: usize = 0x4000;
 struct Stacks([[u8; SECONDARY_STACK]; MAX_CORES]);
 static mut STACKS: Stacks = Stacks([[0; SECONDARY_STACK]; MAX_CORES]);
 static CORES_UP: AtomicU32 = AtomicU32::new(0);
+/// Spin-table trampolines for our other cores, one per core index.
+#[repr(C, align(16))]
+struct Trampolines([[u8; 32]; MAX_CORES]);
+static mut TRAMPOLINES: Trampolines = Trampolines([[0; 32]; MAX_CORES]);
 
 /// A line of log output: to the UART if this partition owns one, else kept to
 /// send over the link's AVPS console.
@@ -124,12 +128,34 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
             continue;
         };
         let stack = (&raw mut STACKS) as usize + (i + 1) * SECONDARY_STACK;
-        // SAFETY: secondary_entry sets up the core on its own stack, one per
-        // core index, inside this image; the core is ours and not running.
-        let ok = conduit.is_some_and(|c| unsafe {
-            boards::power::psci_cpu_on(c, mpidr, secondary_entry as *const () as u64, stack as u64)
-                .is_ok()
-        });
+        let entry = secondary_entry as *const () as u64;
+        let ok = match (
+            conduit,
+            cpu.release_addr
+                .filter(|_| cpu.enable_method == Some("spin-table")),
+        ) {
+            // SAFETY: secondary_entry sets up the core on its own stack, one per
+            // core index, inside this image; the core is ours and not running.
+            (Some(c), _) => unsafe {
+                boards::power::psci_cpu_on(c, mpidr, entry, stack as u64).is_ok()
+            },
+            (None, Some(release)) => {
+                // Spin tables pass no argument: a trampoline loads the stack.
+                let code = boards::power::trampoline(stack as u64, entry);
+                let at = (&raw mut TRAMPOLINES) as usize + i * 32;
+                // SAFETY: the trampoline slot for this core index lies in this
+                // image and nothing else uses it; the release address is the
+                // core's own, from our device tree.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(code.as_ptr(), at as *mut u8, code.len());
+                    boards::cache::clean_invalidate(at, code.len());
+                    core::arch::asm!("ic iallu", "dsb sy", "isb");
+                    boards::power::spin_table_release(release, at as u64);
+                }
+                true
+            }
+            (None, None) => false,
+        };
         if ok {
             others += 1;
         }
