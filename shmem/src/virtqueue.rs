@@ -316,7 +316,8 @@ pub struct Used {
     pub head: u16,
     /// The driver's token for the chain (see [`DriverQueue::add`]).
     pub token: u16,
-    /// Bytes written by the device, at most the chain's writable capacity.
+    /// Bytes written by the device, at most the chain's writable capacity
+    /// (0 for a chain with no device-writable buffer, whatever it reported).
     pub len: u32,
 }
 
@@ -537,6 +538,11 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         }
         let head = id as u16;
         let capacity = self.capacity[usize::from(head)];
+        // A chain with nothing device-writable (a sent message): the device
+        // wrote nothing, whatever it reports, and nothing is read on the
+        // strength of `len`. rpmsg-lite's remote reports the message length
+        // there when it gives back a consumed RX buffer on vring 1.
+        let len = if capacity == 0 { 0 } else { len };
         if len > capacity {
             return Err(RingError::UsedLength { len, capacity });
         }

@@ -254,6 +254,31 @@ fn rpmsg_lite_prefilled_used_ring_is_respected() {
     );
 }
 
+/// rpmsg-lite's remote gives a consumed RX buffer back with the message length
+/// as used `len`, though the buffer was device-readable only: the driver
+/// takes the chain back as "nothing written" instead of failing the ring.
+#[test]
+fn used_length_of_a_read_only_chain_is_ignored() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, _dev, l) = pair(w, Notification::default());
+    drv.add(
+        &[Segment {
+            addr: BUS + 0x3000,
+            len: 56,
+            device_writable: false,
+        }],
+        7,
+    )
+    .unwrap();
+    drv.publish().unwrap();
+    w.write_u32(l.used + 4, 0).unwrap(); // id 0
+    w.write_u32(l.used + 8, 56).unwrap(); // len: the message length
+    w.write_u16(l.used + 2, 1).unwrap();
+    let u = drv.pop_used().unwrap().unwrap();
+    assert_eq!((u.token, u.len), (7, 0));
+}
+
 /// Each way a driver can lie to the device, and each way a device can lie to
 /// the driver, is refused with the matching error.
 #[test]
