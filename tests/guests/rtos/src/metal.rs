@@ -238,7 +238,7 @@ struct Side<'w> {
     name: &'w str,
     /// The partition at the other end.
     peer: &'w str,
-    /// This side implements the link's AVPS console (the peer logs to us).
+    /// The peer provides the link's AVPS console: we read its output (its log).
     console_sink: bool,
     console_ep: remoteproc::Endpoint,
     test_ep: remoteproc::Endpoint,
@@ -270,9 +270,11 @@ impl<'w> Side<'w> {
         let mut link = Link::new(window, config, Polling).ok()?;
         let console_ep = link.create_endpoint(Some(CONSOLE_EP)).ok()?;
         let test_ep = link.create_endpoint(Some(TEST_EP)).ok()?;
+        // The side that provides the link's AVPS console writes its output
+        // (its log) into it; the other side reads and prints it.
         let console_sink = l
             .devices()
-            .any(|(kind, provider)| kind == "console" && provider == me);
+            .any(|(kind, provider)| kind == "console" && provider != me);
         Some(Side {
             link,
             name: l.name,
