@@ -94,3 +94,61 @@ pub fn demo_rtos_for(manifest: &Path, dir: &Path, elf: &Path) {
         }
     }
 }
+
+/// The init a Linux partition runs: mounts the usual filesystems, reports what
+/// the partition got, starts the bridge to its links, and gives a shell on its
+/// console.
+const INIT: &str = "#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
+echo \"linux partition: $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTotal /proc/meminfo)\"
+/bin/avps-bridge &
+exec setsid cttyhack sh
+";
+
+/// A busybox initramfs (`cpio -H newc`, Debian's static arm64 busybox from
+/// `guest`) holding the Linux-side `bridge` and [`INIT`], written to `out`.
+pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let root = out.with_extension("root");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("bin")).map_err(|e| format!("{}: {e}", root.display()))?;
+    let copy = |from: &Path, to: &str| {
+        std::fs::copy(from, root.join(to))
+            .map(drop)
+            .map_err(|e| format!("{} -> {to}: {e}", from.display()))
+    };
+    copy(&guest.join("busybox"), "bin/busybox")?;
+    copy(bridge, "bin/avps-bridge")?;
+    std::fs::write(root.join("init"), INIT).map_err(|e| e.to_string())?;
+    for f in ["init", "bin/busybox", "bin/avps-bridge"] {
+        std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+    }
+    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut child = std::process::Command::new("cpio")
+        .args(["--quiet", "-o", "-H", "newc"])
+        .current_dir(&root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(file)
+        .spawn()
+        .map_err(|e| format!("cannot run cpio: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("cpio stdin")?
+        .write_all(b"init\nbin\nbin/busybox\nbin/avps-bridge\n")
+        .map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cpio failed ({status})"))
+    }
+}

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 pub const ENV_BOOT_IMAGE: &str = "AMP_BOOT_IMAGE";
 /// Path of the demo RTOS partition's ELF (`cargo xtask build` writes it).
 pub const ENV_RTOS_IMAGE: &str = "AMP_RTOS_IMAGE";
+/// Path of the Linux-side bridge (static arm64 Linux, `cargo xtask build`).
+pub const ENV_BRIDGE_IMAGE: &str = "AMP_BRIDGE_IMAGE";
 /// Folder of guest artifacts unpacked from Debian's arm64 packages.
 pub const ENV_GUEST_DIR: &str = "AMP_GUEST_DIR";
 
@@ -46,6 +48,17 @@ pub fn boot_image() -> PathBuf {
 /// The demo RTOS partition's ELF under test.
 pub fn rtos_image() -> PathBuf {
     let path = required_path(ENV_RTOS_IMAGE);
+    assert!(
+        path.is_file(),
+        "{} does not exist; run `cargo xtask build`",
+        path.display()
+    );
+    path
+}
+
+/// The Linux-side bridge under test.
+pub fn bridge_image() -> PathBuf {
+    let path = required_path(ENV_BRIDGE_IMAGE);
     assert!(
         path.is_file(),
         "{} does not exist; run `cargo xtask build`",

@@ -13,16 +13,40 @@ pub fn run(machine: &Machine, deadline: Duration) -> std::io::Result<Transcript>
     run_until(machine, deadline, |_| false)
 }
 
+/// As [`run_until`], typing into the console: when a line contains a
+/// script entry's trigger, its text is sent (each entry once, in order).
+pub fn run_scripted(
+    machine: &Machine,
+    deadline: Duration,
+    script: &[(&str, &str)],
+    done: impl FnMut(&str) -> bool,
+) -> std::io::Result<Transcript> {
+    run_inner(machine, deadline, script, done)
+}
+
 /// As [`run`], but also stops (and kills QEMU) once a line satisfies `done`;
 /// `Transcript::reached` then says so.
 pub fn run_until(
     machine: &Machine,
     deadline: Duration,
+    done: impl FnMut(&str) -> bool,
+) -> std::io::Result<Transcript> {
+    run_inner(machine, deadline, &[], done)
+}
+
+fn run_inner(
+    machine: &Machine,
+    deadline: Duration,
+    script: &[(&str, &str)],
     mut done: impl FnMut(&str) -> bool,
 ) -> std::io::Result<Transcript> {
     let mut child = Command::new(QEMU)
         .args(machine.args(None))
-        .stdin(Stdio::null())
+        .stdin(if script.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
@@ -40,10 +64,21 @@ pub fn run_until(
     let mut lines = Vec::new();
     let mut timed_out = false;
     let mut reached = false;
+    let mut typed = 0;
     loop {
         let left = deadline.saturating_sub(started.elapsed());
         match rx.recv_timeout(left.min(Duration::from_millis(100))) {
             Ok(line) => {
+                if let Some((trigger, text)) = script.get(typed) {
+                    if line.contains(trigger) {
+                        if let Some(stdin) = child.stdin.as_mut() {
+                            use std::io::Write;
+                            let _ = stdin.write_all(text.as_bytes());
+                            let _ = stdin.flush();
+                        }
+                        typed += 1;
+                    }
+                }
                 reached = done(&line);
                 lines.push(line);
                 if reached {

@@ -15,6 +15,8 @@ pub(crate) struct Firmware {
     pub(crate) boot: PathBuf,
     /// The demo RTOS partition (an ELF), `target/firmware/rtos-demo.elf`.
     pub(crate) rtos: PathBuf,
+    /// The Linux-side bridge (static arm64 Linux), `target/firmware/avps-bridge`.
+    pub(crate) bridge: PathBuf,
 }
 
 /// Builds the boot stage and the demo RTOS in release mode into `target/firmware/`.
@@ -87,7 +89,56 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<Firmware, String> {
     let bytes = std::fs::read(&rtos_elf).map_err(|e| format!("{}: {e}", rtos_elf.display()))?;
     write_if_changed(&rtos, &bytes)?;
     eprintln!("build: {} ({} bytes)", rtos.display(), bytes.len());
-    Ok(Firmware { boot: out, rtos })
+    let bridge = build_bridge(&out_dir)?;
+    Ok(Firmware {
+        boot: out,
+        rtos,
+        bridge,
+    })
+}
+
+const LINUX_TARGET: &str = "aarch64-unknown-linux-gnu";
+
+/// Cross-builds the Linux-side bridge as a static arm64 Linux program with
+/// Debian's rustc and arm64 standard library.
+fn build_bridge(out_dir: &Path) -> Result<PathBuf, String> {
+    let root = crate::workspace_root();
+    eprintln!("build: Linux-side bridge for {LINUX_TARGET}");
+    let status = crate::cargo()
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "linux-bridge",
+            "--target",
+            LINUX_TARGET,
+        ])
+        .env("RUSTC", crate::setup::DEBIAN_RUSTC)
+        .env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+            crate::setup::LINUX_LINKER,
+        )
+        .env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            "-C target-feature=+crt-static",
+        )
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("the Linux-side bridge did not build ({status})"));
+    }
+    let built = root
+        .join("target")
+        .join(LINUX_TARGET)
+        .join("release/avps-bridge");
+    let out = out_dir.join("avps-bridge");
+    let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    write_if_changed(&out, &bytes)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    eprintln!("build: {} ({} bytes)", out.display(), bytes.len());
+    Ok(out)
 }
 
 fn describe(toolchain: &Toolchain) -> &'static str {

@@ -2,24 +2,11 @@
 //! split, packed with the integrators' tool's own code.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use partitioner::host::{pack_firmware, validate_and_plan, DirImages};
 use partitioner::manifest::ImageKind;
 
 use crate::firmware::Firmware;
-
-/// The init a Linux partition runs: mounts the usual filesystems, shows what the
-/// partition got, and gives a shell on its console.
-const INIT: &str = "#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mkdir -p /proc /sys /dev
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-echo \"linux partition: $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTotal /proc/meminfo)\"
-exec setsid cttyhack sh
-";
 
 /// Builds `target/images/<manifest>/` and packs `target/images/<manifest>.img`;
 /// returns the board and the packed image.
@@ -54,7 +41,11 @@ pub(crate) fn pack(
             ImageKind::Linux => {
                 copy(&guest.join("vmlinuz"), &path)?;
                 if let Some(initrd) = &image.initrd {
-                    initramfs(guest, &dir.join(&initrd.value))?;
+                    harness::fixtures::initramfs(
+                        guest,
+                        &firmware.bridge,
+                        &dir.join(&initrd.value),
+                    )?;
                 }
             }
             ImageKind::Raw => {
@@ -93,40 +84,4 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to)
         .map(drop)
         .map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))
-}
-
-/// A busybox initramfs (`cpio -H newc`) with [`INIT`].
-fn initramfs(guest: &Path, out: &Path) -> Result<(), String> {
-    let root = out.with_extension("root");
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("bin")).map_err(|e| format!("{}: {e}", root.display()))?;
-    copy(&guest.join("busybox"), &root.join("bin/busybox"))?;
-    std::fs::write(root.join("init"), INIT).map_err(|e| e.to_string())?;
-    use std::os::unix::fs::PermissionsExt;
-    for f in ["init", "bin/busybox"] {
-        std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
-    }
-    let list = "init\nbin\nbin/busybox\n";
-    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut child = Command::new("cpio")
-        .args(["--quiet", "-o", "-H", "newc"])
-        .current_dir(&root)
-        .stdin(Stdio::piped())
-        .stdout(file)
-        .spawn()
-        .map_err(|e| format!("cannot run cpio: {e}"))?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .ok_or("cpio stdin")?
-        .write_all(list.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let status = child.wait().map_err(|e| e.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("cpio failed ({status})"))
-    }
 }

@@ -200,6 +200,7 @@ fn test() -> Result<(), String> {
             .args(["test", "--package", "tests"])
             .env(harness::ENV_BOOT_IMAGE, &firmware.boot)
             .env(harness::ENV_RTOS_IMAGE, &firmware.rtos)
+            .env(harness::ENV_BRIDGE_IMAGE, &firmware.bridge)
             .env(harness::ENV_GUEST_DIR, &ready.guest_dir),
     );
 

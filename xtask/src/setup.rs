@@ -28,7 +28,7 @@ pub(crate) struct Ready {
     pub(crate) guest_dir: PathBuf,
 }
 
-const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
+pub(crate) const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_RUST_SRC: &str = "/usr/lib/rustlib/src/rust/library/core/Cargo.toml";
 /// QEMU 10 is the first with the `imx8mp-evk` and `raspi4b` machines we use.
 const QEMU_MAJOR: u32 = 10;
@@ -55,6 +55,20 @@ pub(crate) fn ensure() -> Result<Ready, String> {
         missing
             .packages
             .extend(["rustc-web", "rust-web-src", "lld"]);
+    }
+    // The Linux-side bridge is cross-built for arm64 Linux with Debian's rustc
+    // and its arm64 standard library, linked statically by the cross gcc.
+    if !linux_cross_ready() {
+        for p in [
+            "rustc-web",
+            "libstd-rust-web-dev:arm64",
+            "gcc-aarch64-linux-gnu",
+            "libc6-dev-arm64-cross",
+        ] {
+            if !missing.packages.contains(&p) {
+                missing.packages.push(p);
+            }
+        }
     }
     if !foreign_architectures().iter().any(|a| a == "arm64") {
         missing.arm64 = true;
@@ -249,6 +263,15 @@ fn has_prebuilt_target() -> bool {
     std::fs::read_dir(lib).is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
     })
+}
+
+/// Debian's arm64 Linux standard library and cross linker.
+pub(crate) const LINUX_STD: &str = "/usr/lib/rustlib/aarch64-unknown-linux-gnu/lib";
+/// The cross linker for the Linux-side programs.
+pub(crate) const LINUX_LINKER: &str = "aarch64-linux-gnu-gcc";
+
+fn linux_cross_ready() -> bool {
+    Path::new(DEBIAN_RUSTC).is_file() && Path::new(LINUX_STD).is_dir() && on_path(LINUX_LINKER)
 }
 
 fn debian_toolchain_ready() -> bool {

@@ -96,6 +96,8 @@ struct Served<'m> {
     link: Link<'m, Polling, 256, 4>,
     console: Option<pty::Pty>,
     peer_console: Option<u32>,
+    /// The last error logged, so a persisting one is logged once.
+    last_error: Option<String>,
 }
 
 fn serve(node: links::LinkNode, map: &Mapping) -> Result<Served<'_>, String> {
@@ -143,6 +145,7 @@ fn serve(node: links::LinkNode, map: &Mapping) -> Result<Served<'_>, String> {
         link,
         console,
         peer_console: None,
+        last_error: None,
     })
 }
 
@@ -230,7 +233,11 @@ fn main() {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        log(format_args!("link {}: {e:?}", s.node.name));
+                        let text = format!("{e:?}");
+                        if s.last_error.as_deref() != Some(&text) {
+                            log(format_args!("link {}: {text}", s.node.name));
+                            s.last_error = Some(text);
+                        }
                         break;
                     }
                 }

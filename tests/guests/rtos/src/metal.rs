@@ -257,7 +257,10 @@ impl<'w> Side<'w> {
         // SAFETY: the window is this link's shared memory (the plan keeps it
         // outside every partition), mapped (MMU off) for the life of the
         // partition, and only reached through `Window` from here on.
-        let window = unsafe { Window::from_raw(base as *mut u8, size as usize) }.ok()?;
+        let window = unsafe { Window::from_raw(base as *mut u8, size as usize) }
+            .ok()?
+            // Ring addresses are physical, as Linux's remoteproc writes them.
+            .with_bus_address(base);
         let off = |a: u64| a.checked_sub(base).map(|o| o as usize);
         let mut config = LinkConfig::resource_table(
             if l.host { Role::Host } else { Role::Remote },
