@@ -15,6 +15,15 @@ use crate::tree::{cells_value, number_cells, string_value, NodeId, Tree, ROOT};
 
 /// `compatible` of a link node.
 pub const LINK_COMPATIBLE: &str = "amp,shmem-link";
+/// PSCI 0.1 function IDs (the SMC64 CPU calls of PSCI 0.2 and later, which a
+/// 0.1 binding names explicitly): cpu_suspend, cpu_off, cpu_on, migrate.
+const PSCI_0_1_IDS: &[(&str, u32)] = &[
+    ("cpu_suspend", 0xc400_0001),
+    ("cpu_off", 0x8400_0002),
+    ("cpu_on", 0xc400_0003),
+    ("migrate", 0xc400_0005),
+];
+
 /// `compatible` of a link window's `reserved-memory` node.
 pub const WINDOW_COMPATIBLE: &str = "amp,shmem-window";
 
@@ -165,6 +174,24 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
         for path in &p.devices {
             if let Some(id) = t.find(path) {
                 t.set_prop(id, "status", string_value(&["disabled"]));
+            }
+        }
+    }
+
+    // Power: an OS that may not control the whole board gets PSCI 0.1 (only
+    // the CPU calls, by function ID), so its kernel has no SYSTEM_OFF or
+    // SYSTEM_RESET to call: its power-off and reboot stop only its own cores.
+    if !part.system_control {
+        let psci = t.walk().into_iter().find(|&id| {
+            t.prop_strings(id, "compatible")
+                .any(|c| c.starts_with("arm,psci"))
+        });
+        if let Some(psci) = psci {
+            t.set_prop(psci, "compatible", string_value(&["arm,psci"]));
+            for (name, id) in PSCI_0_1_IDS {
+                if t.prop(psci, name).is_none() {
+                    t.set_prop(psci, name, cells_value(&[*id]));
+                }
             }
         }
     }

@@ -38,6 +38,9 @@ pub struct Partition {
     pub image: Option<Image>,
     /// Exception level the OS is entered at (1 or 2; default 1).
     pub entry_el: Option<Spanned<u8>>,
+    /// The OS may power off or reset the whole board (default false: its
+    /// power-off and reboot stop only its own cores).
+    pub system_control: Option<Spanned<bool>>,
 }
 
 impl Partition {

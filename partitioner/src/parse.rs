@@ -24,6 +24,7 @@ const PARTITION_KEYS: &[&str] = &[
     "console",
     "image",
     "entry-el",
+    "system-control",
 ];
 const MEMORY_KEYS: &[&str] = &["base", "size"];
 const IMAGE_KEYS: &[&str] = &["kind", "path", "initrd", "bootargs", "load-address"];
@@ -301,6 +302,16 @@ impl Reader {
                 None
             }
         });
+        let system_control = f
+            .table
+            .get("system-control")
+            .and_then(|v| match v.as_bool() {
+                Some(b) => Some(Spanned::new(b, span(v))),
+                None => {
+                    self.type_error(v, "`system-control`", "true or false");
+                    None
+                }
+            });
         Some(Partition {
             name: name?,
             span: f.span,
@@ -311,6 +322,7 @@ impl Reader {
             console,
             image,
             entry_el,
+            system_control,
         })
     }
 

@@ -45,6 +45,8 @@ pub struct PlannedPartition {
     pub memory: Vec<(u64, u64)>,
     /// Entry exception level.
     pub entry_el: u8,
+    /// May power off or reset the whole board.
+    pub system_control: bool,
     /// Owned device-tree nodes, by path.
     pub devices: Vec<String>,
     /// Console node path.
@@ -172,6 +174,7 @@ pub fn plan(
             cores,
             memory,
             entry_el: p.entry_el(),
+            system_control: p.system_control.as_ref().is_some_and(|s| s.value),
             devices: resolved
                 .devices
                 .get(pi)

@@ -26,7 +26,7 @@ use crate::plan::{Plan, PlannedImage, PlannedLink, PlannedPartition};
 /// First bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"AMPPLAN\0";
 /// The format this code writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER_LEN: usize = 24;
 
 /// Why a plan was refused.
@@ -104,6 +104,7 @@ pub fn encode(plan: &Plan) -> Vec<u8> {
         }
         w.ranges(&p.memory);
         w.u8(p.entry_el);
+        w.u8(u8::from(p.system_control));
         w.count(p.devices.len());
         for d in &p.devices {
             w.str(d);
@@ -191,7 +192,8 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, DecodeError> {
     let body_len = u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize;
     let crc = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
     let reserved = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
-    if version == 0 || header_len < HEADER_LEN || reserved != 0 {
+    // Older versions laid the body out differently: refuse rather than misread.
+    if version != FORMAT_VERSION || header_len < HEADER_LEN || reserved != 0 {
         return Err(DecodeError::Malformed);
     }
     let body = bytes
@@ -295,6 +297,11 @@ impl<'a> Reader<'a> {
             memory.push((self.u64()?, self.u64()?));
         }
         let entry_el = self.u8()?;
+        let system_control = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         let mut devices = Vec::new();
         for _ in 0..self.count(2)? {
             devices.push(self.str()?);
@@ -334,6 +341,7 @@ impl<'a> Reader<'a> {
             cores,
             memory,
             entry_el,
+            system_control,
             devices,
             console,
             image,
@@ -388,6 +396,7 @@ mod tests {
                 cores: alloc::vec![(0, 0), (1, 1)],
                 memory: alloc::vec![(0x4000_0000, 0x2000_0000)],
                 entry_el: 1,
+                system_control: false,
                 devices: alloc::vec!["/pl011@9000000".into()],
                 console: Some("/pl011@9000000".into()),
                 image: Some(PlannedImage {

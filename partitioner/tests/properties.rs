@@ -73,6 +73,7 @@ fn manifest(cpus: u32, owners: &[usize], slots: &[u64]) -> Manifest {
             console: None,
             image: None,
             entry_el: None,
+            system_control: None,
         })
         .collect();
     Manifest {

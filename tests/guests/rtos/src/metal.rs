@@ -202,7 +202,12 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
     let ok = run(&mut log, &mut sides);
     if log.console.is_some() {
         let _ = uwriteln!(log, "all links done: {}", if ok { "ok" } else { "errors" });
-        if let (Some(c), Some(con)) = (conduit, &log.console) {
+        // Only a partition given control of the board sees PSCI 0.2 or later
+        // (with SYSTEM_OFF) in its tree; others stop here.
+        let may_power_off = tree
+            .find_compatible(&["arm,psci-0.2", "arm,psci-1.0"])
+            .is_some();
+        if let (Some(c), Some(con), true) = (conduit, &log.console, may_power_off) {
             con.flush();
             let _ = boards::power::psci_system_off(c);
         }
