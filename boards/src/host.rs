@@ -22,6 +22,8 @@ pub struct Machine {
     pub cores: u32,
     /// RAM in MiB; defaults to the board's.
     pub memory_mib: u32,
+    /// A Unix socket for QEMU's monitor; `None`: no monitor.
+    pub monitor: Option<PathBuf>,
 }
 
 impl Machine {
@@ -33,6 +35,7 @@ impl Machine {
             dtb,
             cores: board.qemu_cores,
             memory_mib: board.qemu_memory_mib,
+            monitor: None,
         }
     }
 
@@ -56,7 +59,10 @@ impl Machine {
             "-display".into(),
             "none".into(),
             "-monitor".into(),
-            "none".into(),
+            match &self.monitor {
+                Some(path) => format!("unix:{},server=on,wait=off", path.display()),
+                None => "none".into(),
+            },
             // A guest-requested reset ends QEMU: that is how boards without PSCI
             // power off.
             "-no-reboot".into(),

@@ -21,6 +21,9 @@ pub const HEADER_SIZE: u64 = 0x1000;
 pub const TABLE_OFFSET: u64 = 0;
 /// Where in the header page both sides keep their restart epochs.
 pub const EPOCH_OFFSET: u64 = 0x800;
+/// Where the demo RTOS counts its work loops, a u32 that shows from outside
+/// (QEMU's monitor) that the partition still runs.
+pub const HEARTBEAT_OFFSET: u64 = 0xf00;
 
 /// Bytes of a legacy split vring of `entries` entries aligned to `align`:
 /// descriptors (16 each) and the available ring (6 + 2 per entry) then, on the

@@ -112,6 +112,32 @@ fn run_inner(
     })
 }
 
+/// Sends one command to a running QEMU's monitor (see `Machine::monitor`) and
+/// returns what it answered.
+pub fn monitor(socket: &std::path::Path, command: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut read_to_prompt =
+        |stream: &mut std::os::unix::net::UnixStream, seen: &mut Vec<u8>| -> std::io::Result<()> {
+            while !String::from_utf8_lossy(seen).ends_with("(qemu) ") {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&chunk[..n]);
+            }
+            Ok(())
+        };
+    read_to_prompt(&mut stream, &mut seen)?;
+    seen.clear();
+    stream.write_all(format!("{command}\n").as_bytes())?;
+    read_to_prompt(&mut stream, &mut seen)?;
+    Ok(String::from_utf8_lossy(&seen).into_owned())
+}
+
 /// What a run printed, and how it ended.
 #[derive(Debug)]
 pub struct Transcript {

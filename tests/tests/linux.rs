@@ -1,6 +1,7 @@
 //! The default Linux + RTOS split on QEMU virt: Debian's unmodified arm64
 //! kernel in its partition, the Linux-side bridge mapping the link window
-//! through /dev/mem, and the RTOS's log readable at /dev/avps/<link>/console.
+//! through /dev/mem, the RTOS's log readable at /dev/avps/<link>/console, and
+//! Linux's power-off stopping Linux only.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use tests::qemu::Machine;
 use tests::Scratch;
 
 #[test]
-fn linux_reads_the_rtos_console_through_the_bridge() {
+fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     let scratch = Scratch::new("linux-rtos");
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/qemu-virt/linux-rtos.toml");
@@ -39,18 +40,50 @@ fn linux_reads_the_rtos_console_through_the_bridge() {
     let firmware = scratch.0.join("firmware.img");
     std::fs::write(&firmware, pack_firmware(&boot, &plan, &images).unwrap()).unwrap();
 
-    let machine = Machine::new(board, &firmware, None);
+    let mut machine = Machine::new(board, &firmware, None);
+    let socket = scratch.0.join("monitor.sock");
+    machine.monitor = Some(socket.clone());
+    let heartbeat = plan.links[0].base + partitioner::layout::HEARTBEAT_OFFSET;
+    let read_heartbeat = || -> u64 {
+        let answer = tests::qemu::monitor(&socket, &format!("xp /1wx {heartbeat:#x}"))
+            .expect("monitor answers");
+        let value = answer
+            .rsplit(": ")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_end_matches("(qemu)")
+            .trim();
+        u64::from_str_radix(value.trim_start_matches("0x"), 16)
+            .unwrap_or_else(|_| panic!("cannot read the heartbeat from `{answer}`"))
+    };
+    let mut beats = (0, 0);
     let t = tests::qemu::run_scripted(
         &machine,
         Duration::from_secs(180),
-        &[(
-            "announced its console",
-            "cat /dev/avps/linux-rtos/console &\n",
-        )],
-        |l| l.contains("[rtos] cores up: 2"),
+        &[
+            (
+                "announced its console",
+                "cat /dev/avps/linux-rtos/console &\n",
+            ),
+            ("[rtos] cores up: 2", "poweroff -f\n"),
+        ],
+        |l| {
+            if !l.contains("reboot: System halted") {
+                return false;
+            }
+            // Linux has stopped its cores; the RTOS must still be counting.
+            beats.0 = read_heartbeat();
+            std::thread::sleep(Duration::from_millis(1500));
+            beats.1 = read_heartbeat();
+            true
+        },
     )
     .expect("QEMU starts");
-    assert!(t.reached, "the RTOS's log did not reach Linux:\n{t}");
+    assert!(
+        t.reached,
+        "Linux did not halt, or the RTOS's log did not reach it:\n{t}"
+    );
     // Linux sees its two cores and its memory only.
     assert!(
         t.lines
@@ -77,5 +110,12 @@ fn linux_reads_the_rtos_console_through_the_bridge() {
             "[rtos] up at 0x60000000 on core 0x2; cores 0x2 0x3; memory 0x60000000+0x4000000"
         )),
         "{t}"
+    );
+    // Linux's power-off (PSCI 0.1 in its tree: no SYSTEM_OFF) halted only its
+    // own cores: the machine ran on and the RTOS kept working.
+    assert!(!t.exited_cleanly, "QEMU must not have powered off:\n{t}");
+    assert!(
+        beats.1 > beats.0,
+        "the RTOS's heartbeat stopped after Linux halted: {beats:?}\n{t}"
     );
 }

@@ -6,7 +6,7 @@ use aarch64_cpu::registers::{Readable, MPIDR_EL1};
 use boards::power::Conduit;
 use boards::uart::{Console, UartKind};
 use partitioner::dt::{DeviceTree, LinkNode};
-use partitioner::layout::{EPOCH_OFFSET, TABLE_OFFSET};
+use partitioner::layout::{EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
 use remoteproc::{Incoming, Link, LinkConfig, Role};
 use shmem::doorbell::Polling;
 use shmem::Window;
@@ -240,6 +240,8 @@ const DONE: &str = " -- done";
 /// One link, from this partition's side.
 struct Side<'w> {
     link: Link<'w, Polling, 256, 4>,
+    /// The window, for the heartbeat counter.
+    window: Window<'w>,
     name: &'w str,
     /// The partition at the other end.
     peer: &'w str,
@@ -276,6 +278,7 @@ impl<'w> Side<'w> {
         );
         config.header = Some(EPOCH_OFFSET as usize);
         let mut link = Link::new(window, config, Polling).ok()?;
+        let _ = window.write_u32(HEARTBEAT_OFFSET as usize, 0);
         let console_ep = link.create_endpoint(Some(CONSOLE_EP)).ok()?;
         let test_ep = link.create_endpoint(Some(TEST_EP)).ok()?;
         // The side that provides the link's AVPS console writes its output
@@ -285,6 +288,7 @@ impl<'w> Side<'w> {
             .any(|(kind, provider)| kind == "console" && provider != me);
         Some(Side {
             link,
+            window,
             name: l.name,
             peer: l.peer,
             console_sink,
@@ -326,9 +330,18 @@ fn run(log: &mut Log, sides: &mut [Side<'_>]) -> bool {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (own_mpidr() + 1);
     let mut finished = false;
     let mut buf = [0u8; 496];
+    let mut beats: u32 = 0;
     loop {
         for side in sides.iter_mut() {
             side.poll();
+        }
+        beats = beats.wrapping_add(1);
+        if beats % 1024 == 0 {
+            for side in sides.iter() {
+                let _ = side
+                    .window
+                    .write_u32(HEARTBEAT_OFFSET as usize, beats / 1024);
+            }
         }
         // Our log lines go up the link whose console the peer implements.
         if let Some(up) = sides.iter_mut().find(|s| !s.console_sink) {
