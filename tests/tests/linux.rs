@@ -1,7 +1,7 @@
 //! The default Linux + RTOS split on QEMU virt: Debian's unmodified arm64
 //! kernel in its partition, the Linux-side bridge mapping the link window
-//! through /dev/mem, the RTOS's log readable at /dev/avps/<link>/console, and
-//! Linux's power-off stopping Linux only.
+//! through /dev/mem, the RTOS's log readable at /dev/avps/<link>/console, a
+//! bridge restart resuming it, and Linux's power-off stopping Linux only.
 
 use std::path::Path;
 use std::time::Duration;
@@ -66,7 +66,13 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
                 "announced its console",
                 "cat /dev/avps/linux-rtos/console &\n",
             ),
-            ("[rtos] cores up: 2", "poweroff -f\n"),
+            // Restart the bridge: the RTOS sees the new host and starts over.
+            ("[rtos] cores up: 2", "killall avps-bridge; avps-bridge &\n"),
+            (
+                "announced its console",
+                "cat /dev/avps/linux-rtos/console &\n",
+            ),
+            ("[rtos] alive", "poweroff -f\n"),
         ],
         |l| {
             if !l.contains("reboot: System halted") {
@@ -109,6 +115,30 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         t.lines.iter().any(|l| l.contains(
             "[rtos] up at 0x60000000 on core 0x2; cores 0x2 0x3; memory 0x60000000+0x4000000"
         )),
+        "{t}"
+    );
+    // Killing and restarting the bridge resumed the console without a reboot:
+    // the new bridge met the RTOS again and its lines came through.
+    let announced = t
+        .lines
+        .iter()
+        .filter(|l| l.contains("rtos announced its console"))
+        .count();
+    assert!(
+        announced >= 2,
+        "the restarted bridge must meet the RTOS again:\n{t}"
+    );
+    assert!(
+        t.lines.iter().any(|l| l.contains("avps-bridge: stopping")),
+        "{t}"
+    );
+    let second = t
+        .lines
+        .iter()
+        .rposition(|l| l.contains("rtos announced its console"))
+        .unwrap();
+    assert!(
+        t.lines[second..].iter().any(|l| l.contains("[rtos] alive")),
         "{t}"
     );
     // Linux's power-off (PSCI 0.1 in its tree: no SYSTEM_OFF) halted only its

@@ -233,6 +233,9 @@ fn checksum(bytes: &[u8]) -> u32 {
     partitioner::planfile::crc32(bytes)
 }
 
+/// Work loops between two "alive" lines of a partition without a UART.
+const ALIVE_EVERY: u32 = 1 << 20;
+
 /// The word that ends a partition's last console line: everything it and the
 /// partitions behind it had to do is done.
 const DONE: &str = " -- done";
@@ -304,7 +307,16 @@ impl<'w> Side<'w> {
 
     /// Brings the link along; announces our services once the rings are up.
     fn poll(&mut self) {
-        let _ = self.link.poll();
+        if let Err(e) = self.link.poll() {
+            // The peer restarted (a new bridge in Linux) or broke the rules:
+            // start over with it, announcing our services again once it is up.
+            if e.is_fatal() {
+                let _ = self.link.reset();
+                self.announced = false;
+                self.peer_console = None;
+                self.peer_test = None;
+            }
+        }
         if !self.announced && self.link.is_up() {
             self.announced = true;
             if !self.console_sink {
@@ -342,6 +354,11 @@ fn run(log: &mut Log, sides: &mut [Side<'_>]) -> bool {
                     .window
                     .write_u32(HEARTBEAT_OFFSET as usize, beats / 1024);
             }
+        }
+        // A partition without a UART also says it is alive on its console now
+        // and then, so a reader that comes (or comes back) later sees it.
+        if log.console.is_none() && beats % ALIVE_EVERY == 0 && log.pending.len() < 8 {
+            let _ = uwriteln!(log, "alive {}", beats / ALIVE_EVERY);
         }
         // Our log lines go up the link whose console the peer implements.
         if let Some(up) = sides.iter_mut().find(|s| !s.console_sink) {
