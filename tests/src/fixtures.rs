@@ -108,6 +108,8 @@ mkdir -p /dev/pts
 mount -t devpts devpts /dev/pts
 echo \"linux partition: $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTotal /proc/meminfo)\"
 /bin/avps-bridge &
+sleep 1
+for c in /dev/avps/*/console; do [ -e \"$c\" ] && echo \"the console of the partition on the other end of a link: cat $c\"; done
 exec setsid cttyhack sh
 ";
 

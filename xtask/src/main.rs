@@ -22,10 +22,11 @@ USAGE:
 
 COMMANDS:
     run                  Set up, build, pack the default split
-                         (manifests/qemu-virt/two-rtos.toml: two demo RTOS
-                         partitions talking rpmsg) and boot it on QEMU virt with
-                         the console on this terminal; QEMU exits when they are
-                         done.
+                         (manifests/qemu-virt/linux-rtos.toml: Debian's Linux on
+                         cores 0-1, the demo RTOS on cores 2-3) and boot it on
+                         QEMU virt, leaving you at the Linux shell; the RTOS's
+                         console is /dev/avps/linux-rtos/console. Quit QEMU
+                         with Ctrl-A X.
     run --manifest FILE  The same for another split: every ELF partition gets
                          the demo RTOS, Linux partitions Debian's arm64 kernel
                          and a busybox initramfs (images in target/images/).
@@ -103,7 +104,7 @@ fn build() -> Result<(), String> {
 }
 
 /// The split `cargo xtask run` boots by default.
-const DEFAULT_MANIFEST: &str = "manifests/qemu-virt/two-rtos.toml";
+const DEFAULT_MANIFEST: &str = "manifests/qemu-virt/linux-rtos.toml";
 
 /// What `run` boots.
 enum Target {
@@ -146,6 +147,7 @@ fn run(target: Target) -> Result<(), String> {
         harness::qemu::QEMU,
         args.join(" ")
     );
+    eprintln!("(the console is this terminal; quit QEMU with Ctrl-A X)");
     let status = Command::new(harness::qemu::QEMU)
         .args(&args)
         .status()
