@@ -97,7 +97,8 @@ pub fn demo_rtos_for(manifest: &Path, dir: &Path, elf: &Path) {
 
 /// The init a Linux partition runs: mounts the usual filesystems, reports what
 /// the partition got, starts the bridge to its links, and gives a shell on its
-/// console.
+/// console. `poweroff` (busybox signals PID 1), `halt` or leaving the shell
+/// powers the partition off.
 const INIT: &str = "#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mkdir -p /proc /sys /dev
@@ -110,7 +111,10 @@ echo \"linux partition: $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTota
 /bin/avps-bridge &
 sleep 1
 for c in /dev/avps/*/console; do [ -e \"$c\" ] && echo \"the console of the partition on the other end of a link: cat $c\"; done
-exec setsid cttyhack sh
+trap 'poweroff -f' USR1 USR2
+setsid cttyhack sh &
+wait $!
+poweroff -f
 ";
 
 /// A busybox initramfs (`cpio -H newc`, Debian's static arm64 busybox from
