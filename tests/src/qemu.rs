@@ -156,6 +156,11 @@ pub struct Transcript {
 }
 
 impl Transcript {
+    /// Whether some console line contains `needle`.
+    pub fn has(&self, needle: &str) -> bool {
+        self.lines.iter().any(|l| l.contains(needle))
+    }
+
     /// Values of every line `key: value`.
     pub fn values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.lines

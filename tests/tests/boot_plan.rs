@@ -119,9 +119,7 @@ fn the_default_split_starts_linux_on_its_two_cores() {
         "{t}"
     );
     assert!(
-        t.lines
-            .iter()
-            .any(|l| l.contains("node   0: [mem 0x0000000040000000-0x000000005fffffff]")),
+        t.has("node   0: [mem 0x0000000040000000-0x000000005fffffff]"),
         "{t}"
     );
 }

@@ -99,22 +99,16 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     );
     // The bridge found the link in Linux's device tree and met the RTOS.
     assert!(
-        t.lines.iter().any(|l| l.contains(
-            "avps-bridge: link linux-rtos: console of rtos at /dev/avps/linux-rtos/console"
-        )),
+        t.has("avps-bridge: link linux-rtos: console of rtos at /dev/avps/linux-rtos/console"),
         "{t}"
     );
     assert!(
-        t.lines
-            .iter()
-            .any(|l| l.contains("avps-bridge: link linux-rtos: rtos announced its console")),
+        t.has("avps-bridge: link linux-rtos: rtos announced its console"),
         "{t}"
     );
     // What `cat` printed: the RTOS's own view of its partition.
     assert!(
-        t.lines.iter().any(|l| l.contains(
-            "[rtos] up at 0x60000000 on core 0x2; cores 0x2 0x3; memory 0x60000000+0x4000000"
-        )),
+        t.has("[rtos] up at 0x60000000 on core 0x2; cores 0x2 0x3; memory 0x60000000+0x4000000"),
         "{t}"
     );
     // Killing and restarting the bridge resumed the console without a reboot:
@@ -128,10 +122,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         announced >= 2,
         "the restarted bridge must meet the RTOS again:\n{t}"
     );
-    assert!(
-        t.lines.iter().any(|l| l.contains("avps-bridge: stopping")),
-        "{t}"
-    );
+    assert!(t.has("avps-bridge: stopping"), "{t}");
     let second = t
         .lines
         .iter()
