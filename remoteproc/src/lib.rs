@@ -8,12 +8,14 @@
 //!
 //! - [`resource_table`]: the Linux resource table with the rpmsg vdev entry.
 //! - [`rpmsg`]: the rpmsg header and name-service wire format.
+//! - [`avps`]: the AVPS devices' rpmsg services and framing (console, net).
 //! - [`link`]: [`Link`], one side (host or remote) of an rpmsg link, with
 //!   endpoints, the name service, zero-copy send and receive, error counting
 //!   and reset.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod avps;
 pub mod link;
 pub mod resource_table;
 pub mod rpmsg;

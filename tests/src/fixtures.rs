@@ -108,6 +108,7 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts
 mount -t devpts devpts /dev/pts
 echo \"linux partition: $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTotal /proc/meminfo)\"
+insmod /lib/modules/tun.ko
 /bin/avps-bridge &
 sleep 1
 for c in /dev/avps/*/console; do [ -e \"$c\" ] && echo \"the console of the partition on the other end of a link: cat $c\"; done
@@ -117,14 +118,17 @@ wait $!
 poweroff -f
 ";
 
-/// A busybox initramfs (`cpio -H newc`, Debian's static arm64 busybox from
-/// `guest`) holding the Linux-side `bridge` and [`INIT`], written to `out`.
+/// A busybox initramfs (`cpio -H newc`, Debian's static arm64 busybox and
+/// the kernel's `tun.ko` from `guest`) holding the Linux-side `bridge` and
+/// [`INIT`], written to `out`.
 pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let root = out.with_extension("root");
     let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("bin")).map_err(|e| format!("{}: {e}", root.display()))?;
+    for dir in ["bin", "lib/modules"] {
+        std::fs::create_dir_all(root.join(dir)).map_err(|e| format!("{}: {e}", root.display()))?;
+    }
     let copy = |from: &Path, to: &str| {
         std::fs::copy(from, root.join(to))
             .map(drop)
@@ -132,6 +136,7 @@ pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> 
     };
     copy(&guest.join("busybox"), "bin/busybox")?;
     copy(bridge, "bin/avps-bridge")?;
+    copy(&guest.join("tun.ko"), "lib/modules/tun.ko")?;
     std::fs::write(root.join("init"), INIT).map_err(|e| e.to_string())?;
     for f in ["init", "bin/busybox", "bin/avps-bridge"] {
         std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o755))
@@ -149,7 +154,9 @@ pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> 
         .stdin
         .take()
         .ok_or("cpio stdin")?
-        .write_all(b"init\nbin\nbin/busybox\nbin/avps-bridge\n")
+        .write_all(
+            b"init\nbin\nbin/busybox\nbin/avps-bridge\nlib\nlib/modules\nlib/modules/tun.ko\n",
+        )
         .map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
     if status.success() {

@@ -1,7 +1,8 @@
 //! The default Linux + RTOS split on QEMU virt: Debian's unmodified arm64
 //! kernel in its partition, the Linux-side bridge mapping the link window
-//! through /dev/mem, the RTOS's log readable at /dev/avps/<link>/console, a
-//! bridge restart resuming it, and Linux's power-off stopping Linux only.
+//! through /dev/mem, the RTOS's log readable at /dev/avps/<link>/console, its
+//! network device as avps0 (ping and a TCP echo of 1 MiB), a bridge restart
+//! resuming both, and Linux's power-off stopping Linux only.
 
 use std::path::Path;
 use std::time::Duration;
@@ -66,13 +67,24 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
                 "announced its console",
                 "cat /dev/avps/linux-rtos/console &\n",
             ),
+            // The network device: ping the RTOS, then 1 MiB through its TCP
+            // echo service.
+            ("[rtos] cores up: 2", "ping -c 20 -i 0.2 10.77.0.2\n"),
+            ("round-trip min/avg/max", "avps-bridge echo\n"),
             // Restart the bridge: the RTOS sees the new host and starts over.
-            ("[rtos] cores up: 2", "killall avps-bridge; avps-bridge &\n"),
             (
-                "announced its console",
+                "came back identical",
+                "killall avps-bridge; avps-bridge &\n",
+            ),
+            (
+                "announced its network device",
                 "cat /dev/avps/linux-rtos/console &\n",
             ),
-            ("[rtos] alive", "poweroff -f\n"),
+            (
+                "[rtos] alive",
+                "ping -c 3 10.77.0.2 && avps-bridge echo 10.77.0.2:7 100000\n",
+            ),
+            ("came back identical", "poweroff -f\n"),
         ],
         |l| {
             if !l.contains("reboot: System halted") {
@@ -109,6 +121,28 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     // What `cat` printed: the RTOS's own view of its partition.
     assert!(
         t.has("[rtos] up at 0x60000000 on core 0x2; cores 0x2 0x3; memory 0x60000000+0x4000000"),
+        "{t}"
+    );
+    // The network device: avps0 in Linux, smoltcp in the RTOS.
+    assert!(
+        t.has("avps-bridge: link linux-rtos: network device of rtos at avps0 (10.77.0.1/24"),
+        "{t}"
+    );
+    assert!(
+        t.has("20 packets transmitted, 20 packets received, 0% packet loss"),
+        "{t}"
+    );
+    assert!(
+        t.has("echo 10.77.0.2:7: 1048576 bytes came back identical"),
+        "{t}"
+    );
+    // Killing and restarting the bridge resumed the network device too.
+    assert!(
+        t.has("3 packets transmitted, 3 packets received, 0% packet loss"),
+        "{t}"
+    );
+    assert!(
+        t.has("echo 10.77.0.2:7: 100000 bytes came back identical"),
         "{t}"
     );
     // Killing and restarting the bridge resumed the console without a reboot:

@@ -33,6 +33,9 @@ const DEBIAN_RUST_SRC: &str = "/usr/lib/rustlib/src/rust/library/core/Cargo.toml
 /// QEMU 10 is the first with the `imx8mp-evk` and `raspi4b` machines we use.
 const QEMU_MAJOR: u32 = 10;
 const GUEST_STAMP: &str = "FETCHED";
+/// What a complete guest folder holds besides the stamp; a folder from an
+/// older set-up that lacks one is fetched again.
+const GUEST_FILES: [&str; 4] = ["vmlinuz", "busybox", "tun.ko", "dtbs"];
 
 /// Checks everything, installs or reports what is missing, fetches guest files.
 pub(crate) fn ensure() -> Result<Ready, String> {
@@ -76,7 +79,8 @@ pub(crate) fn ensure() -> Result<Ready, String> {
 
     let cache = boards::host::cache_dir()?;
     let guest_dir = cache.join("guest");
-    let guest_ready = guest_dir.join(GUEST_STAMP).is_file();
+    let guest_ready = guest_dir.join(GUEST_STAMP).is_file()
+        && GUEST_FILES.iter().all(|f| guest_dir.join(f).exists());
 
     if !missing.is_empty() {
         missing.install()?;
@@ -376,7 +380,8 @@ pub(crate) fn has_cargo_subcommand(name: &str) -> bool {
 
 /// Downloads Debian's arm64 kernel and busybox packages and unpacks what the
 /// tests and guests use: `dtbs/` (the kernel package's device trees),
-/// `vmlinuz` and `busybox`.
+/// `vmlinuz`, `tun.ko` (the TAP driver, a module in Debian's kernel) and
+/// `busybox`.
 fn fetch_guest(cache: &Path, guest_dir: &Path) -> Result<(), String> {
     let kernel = kernel_package()?;
     let debs = cache.join("debs");
@@ -416,6 +421,12 @@ fn fetch_guest(cache: &Path, guest_dir: &Path) -> Result<(), String> {
         &staging.join("vmlinuz"),
     )?;
     move_into(&unpacked.join("bin/busybox"), &staging.join("busybox"))?;
+    move_into(
+        &unpacked.join(format!(
+            "lib/modules/{linux_version}/kernel/drivers/net/tun.ko"
+        )),
+        &staging.join("tun.ko"),
+    )?;
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::write(
         staging.join(GUEST_STAMP),

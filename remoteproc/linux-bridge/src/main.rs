@@ -4,23 +4,40 @@
 //! It finds the links in `/proc/device-tree/amp-links`, maps each window
 //! through `/dev/mem` (the windows lie outside Linux's memory, which a
 //! `STRICT_DEVMEM` kernel allows), speaks rpmsg as the host side, and exposes
-//! each AVPS console as a pseudo-terminal at `/dev/avps/<link>/console`.
+//! each AVPS console as a pseudo-terminal at `/dev/avps/<link>/console` and
+//! each AVPS network device as a TAP interface (`avps0`, `avps1`, ...).
 //! It logs what it found, and exits cleanly on SIGTERM or SIGINT.
+//!
+//! `avps-bridge echo` checks a network link end to end against the
+//! provider's TCP echo service.
 
+mod echo;
 mod links;
 mod pty;
+mod tap;
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use remoteproc::avps::{console, net};
 use remoteproc::{Incoming, Link, LinkConfig, Role};
 use shmem::doorbell::Polling;
 use shmem::Window;
 
-/// Our console endpoint (the RTOS side logs to it).
-const CONSOLE_EP: u32 = 0x400;
-const CONSOLE_SERVICE: &[u8] = b"avps-console";
+const USAGE: &str = "\
+usage: avps-bridge [DT-ROOT]
+       avps-bridge echo [ADDRESS:PORT] [BYTES]
+
+Serves the shared-memory links that the device tree at DT-ROOT (default
+/proc/device-tree) describes under /amp-links: each AVPS console appears at
+/dev/avps/<link>/console, each AVPS network device as a TAP interface
+(avps0, avps1, ...) with address 10.77.0.1/24; the provider is 10.77.0.2.
+Needs /dev/mem and, for network devices, the tun module.
+
+`echo` sends BYTES (default 1048576) of test data through a TCP echo service
+(default 10.77.0.2:7) and checks that the same bytes come back.
+";
 /// Where the window layout keeps the resource table and the epochs
 /// (partitioner::layout: TABLE_OFFSET, EPOCH_OFFSET).
 const TABLE_OFFSET: usize = 0;
@@ -96,11 +113,22 @@ struct Served<'m> {
     link: Link<'m, Polling, 256, 4>,
     console: Option<pty::Pty>,
     peer_console: Option<u32>,
+    /// The TAP interface for the network device the peer provides.
+    tap: Option<tap::Tap>,
+    peer_net: Option<u32>,
+    /// A frame read from the TAP that waits for room in the ring.
+    pending: Option<([u8; net::MAX_FRAME], usize)>,
+    /// Frames dropped: too long for the link, or not frames at all.
+    dropped: u64,
     /// The last error logged, so a persisting one is logged once.
     last_error: Option<String>,
 }
 
-fn serve(node: links::LinkNode, map: &Mapping) -> Result<Served<'_>, String> {
+fn serve<'m>(
+    node: links::LinkNode,
+    map: &'m Mapping,
+    taps: &mut u32,
+) -> Result<Served<'m>, String> {
     // SAFETY: the mapping is the link's window (outside Linux's memory), valid
     // until `map` is dropped, and only reached through this `Window`.
     let window = unsafe { Window::from_raw(map.base, map.len) }
@@ -120,7 +148,7 @@ fn serve(node: links::LinkNode, map: &Mapping) -> Result<Served<'_>, String> {
     );
     config.header = Some(EPOCH_OFFSET);
     let mut link = Link::new(window, config, Polling).map_err(|e| format!("{e:?}"))?;
-    link.create_endpoint(Some(CONSOLE_EP))
+    link.create_endpoint(Some(console::EP))
         .map_err(|e| format!("{e:?}"))?;
     let console = if node
         .devices
@@ -140,11 +168,48 @@ fn serve(node: links::LinkNode, map: &Mapping) -> Result<Served<'_>, String> {
     } else {
         None
     };
+    let tap = if node
+        .devices
+        .iter()
+        .any(|(k, p)| k == "net" && *p == node.peer)
+    {
+        link.create_endpoint(Some(net::EP))
+            .map_err(|e| format!("{e:?}"))?;
+        let name = format!("avps{taps}");
+        *taps += 1;
+        let t = tap::Tap::open(&name).map_err(|e| format!("network device: {e}"))?;
+        let ip = net::USER_IP;
+        let peer_ip = net::PROVIDER_IP;
+        log(format_args!(
+            "link {}: network device of {} at {} ({}.{}.{}.{}/{}, MTU {}; {} is {}.{}.{}.{})",
+            node.name,
+            node.peer,
+            t.name,
+            ip[0],
+            ip[1],
+            ip[2],
+            ip[3],
+            net::PREFIX_LEN,
+            net::MTU,
+            node.peer,
+            peer_ip[0],
+            peer_ip[1],
+            peer_ip[2],
+            peer_ip[3]
+        ));
+        Some(t)
+    } else {
+        None
+    };
     Ok(Served {
         node,
         link,
         console,
         peer_console: None,
+        tap,
+        peer_net: None,
+        pending: None,
+        dropped: 0,
         last_error: None,
     })
 }
@@ -155,8 +220,22 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
-    let root = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("-h" | "--help") => {
+            print!("{USAGE}");
+            return;
+        }
+        Some("echo") => std::process::exit(echo::run(&args[1..])),
+        Some(a) if a.starts_with('-') || args.len() > 1 => {
+            eprint!("avps-bridge: unexpected `{}`\n{USAGE}", args.join(" "));
+            std::process::exit(2);
+        }
+        _ => {}
+    }
+    let root = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "/proc/device-tree".into());
     let (nodes, bad) = links::read(Path::new(&root));
     for b in &bad {
@@ -186,10 +265,11 @@ fn main() {
         }
     }
     let mut served: Vec<Served<'_>> = Vec::new();
+    let mut taps = 0;
     for (node, map) in nodes.into_iter().zip(&maps) {
         let Some(map) = map else { continue };
         let name = node.name.clone();
-        match serve(node, map) {
+        match serve(node, map, &mut taps) {
             Ok(s) => served.push(s),
             Err(e) => log(format_args!("link {name}: {e}")),
         }
@@ -204,18 +284,28 @@ fn main() {
                     log(format_args!("link {}: {e:?}; resetting", s.node.name));
                     let _ = s.link.reset();
                     s.peer_console = None;
+                    s.peer_net = None;
+                    s.pending = None;
                 }
             }
+            busy |= forward_frames(s);
             loop {
                 match s.link.receive() {
                     Ok(Some(Incoming::Service(svc))) => {
                         busy = true;
-                        if svc.name() == CONSOLE_SERVICE && svc.created {
+                        if svc.name() == console::SERVICE && svc.created {
                             s.peer_console = Some(svc.addr);
                             // Say hello, so the peer learns where to send.
-                            let _ = s.link.send(CONSOLE_EP, svc.addr, b"");
+                            let _ = s.link.send(console::EP, svc.addr, b"");
                             log(format_args!(
                                 "link {}: {} announced its console",
+                                s.node.name, s.node.peer
+                            ));
+                        }
+                        if svc.name() == net::SERVICE && svc.created && s.tap.is_some() {
+                            s.peer_net = Some(svc.addr);
+                            log(format_args!(
+                                "link {}: {} announced its network device",
                                 s.node.name, s.node.peer
                             ));
                         }
@@ -225,9 +315,19 @@ fn main() {
                         let n = m.copy_to(&mut buf).unwrap_or(0);
                         let dst = m.dst();
                         let _ = s.link.release(m);
-                        if dst == CONSOLE_EP && n > 0 {
+                        if dst == console::EP && n > 0 {
                             if let Some(p) = &mut s.console {
                                 p.write_line(&buf[..n]);
+                            }
+                        }
+                        if dst == net::EP {
+                            match (&s.tap, net::decode(&buf[..n])) {
+                                (Some(t), Ok(frame)) => {
+                                    if !t.write(frame) {
+                                        s.dropped += 1;
+                                    }
+                                }
+                                _ => s.dropped += 1,
                             }
                         }
                     }
@@ -246,14 +346,82 @@ fn main() {
         if busy {
             idle = 0;
         } else {
-            // Back off to a millisecond tick when nothing happens.
+            // Back off to a millisecond tick when nothing happens; a frame
+            // from Linux ends the wait at once.
             idle = idle.saturating_add(1);
             if idle > 1000 {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                wait_for_frames(&served, 1);
             } else {
                 std::hint::spin_loop();
             }
         }
     }
+    for s in &served {
+        if s.dropped > 0 {
+            log(format_args!(
+                "link {}: {} frames dropped",
+                s.node.name, s.dropped
+            ));
+        }
+    }
     log(format_args!("stopping"));
+}
+
+/// Sends the frames Linux wrote to a link's TAP interface to its peer, as the
+/// ring has room; true if any went.
+fn forward_frames(s: &mut Served<'_>) -> bool {
+    let (Some(tap), Some(dst)) = (&s.tap, s.peer_net) else {
+        return false;
+    };
+    let mut sent = false;
+    let mut msg = [0u8; remoteproc::rpmsg::MAX_PAYLOAD];
+    loop {
+        if s.pending.is_none() {
+            let mut frame = [0u8; net::MAX_FRAME + 1];
+            match tap.read(&mut frame) {
+                Some(n) if n <= net::MAX_FRAME => {
+                    let mut f = [0u8; net::MAX_FRAME];
+                    f[..n].copy_from_slice(&frame[..n]);
+                    s.pending = Some((f, n));
+                }
+                // Larger than the MTU we gave the interface: cannot go.
+                Some(_) => {
+                    s.dropped += 1;
+                    continue;
+                }
+                None => return sent,
+            }
+        }
+        let Some((frame, n)) = &s.pending else {
+            return sent;
+        };
+        let Some(len) = net::encode(&frame[..*n], &mut msg) else {
+            s.pending = None;
+            continue;
+        };
+        match s.link.send(net::EP, dst, &msg[..len]) {
+            Ok(true) => {
+                s.pending = None;
+                sent = true;
+            }
+            // Ring full: the frame waits, and Linux's queue behind it.
+            _ => return sent,
+        }
+    }
+}
+
+/// Sleeps up to `ms` milliseconds, or until a TAP interface has a frame.
+fn wait_for_frames(served: &[Served<'_>], ms: i32) {
+    let mut fds: Vec<libc::pollfd> = served
+        .iter()
+        .filter(|s| s.pending.is_none() && s.peer_net.is_some())
+        .filter_map(|s| s.tap.as_ref())
+        .map(|t| libc::pollfd {
+            fd: t.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd entries.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
 }

@@ -10,7 +10,12 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
 mod metal;
+#[cfg(target_os = "none")]
+mod net;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

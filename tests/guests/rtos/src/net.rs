@@ -1,0 +1,327 @@
+//! The RTOS side of a link's AVPS network device: a smoltcp interface whose
+//! frames travel as rpmsg messages (`remoteproc::avps::net`), answering ICMP
+//! echo and serving TCP echo.
+//!
+//! The stack knows nothing of the link: frames arriving from it are queued
+//! with [`NetStack::push_rx`], and frames the stack sends wait in a queue that
+//! the caller drains with [`NetStack::next_tx`] / [`NetStack::sent`] as the
+//! link has room. No allocation after start-up.
+
+use remoteproc::avps::net;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::{icmp, tcp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address,
+};
+
+/// Frames queued each way between the link and the stack.
+const QUEUE: usize = 16;
+/// TCP echo connections served at once.
+const ECHO_SOCKETS: usize = 2;
+/// Each echo socket's receive and send buffer.
+const ECHO_BUFFER: usize = 16 << 10;
+
+/// One Ethernet frame.
+#[derive(Clone)]
+pub(crate) struct Frame {
+    len: usize,
+    bytes: [u8; net::MAX_FRAME],
+}
+
+impl Frame {
+    const EMPTY: Frame = Frame {
+        len: 0,
+        bytes: [0; net::MAX_FRAME],
+    };
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Two frame queues as a smoltcp device. With `loopback`, what the stack
+/// sends comes back to it.
+pub(crate) struct Frames {
+    rx: heapless::Deque<Frame, QUEUE>,
+    tx: heapless::Deque<Frame, QUEUE>,
+    loopback: bool,
+    medium: Medium,
+}
+
+impl Frames {
+    fn new(medium: Medium, loopback: bool) -> Self {
+        Frames {
+            rx: heapless::Deque::new(),
+            tx: heapless::Deque::new(),
+            loopback,
+            medium,
+        }
+    }
+}
+
+pub(crate) struct Rx(Frame);
+pub(crate) struct Tx<'a>(&'a mut Frames);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0.as_bytes())
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = Frame::EMPTY;
+        frame.len = len.min(net::MAX_FRAME);
+        let r = f(&mut frame.bytes[..frame.len]);
+        let queue = if self.0.loopback {
+            &mut self.0.rx
+        } else {
+            &mut self.0.tx
+        };
+        // `transmit` only hands out a token while there is room.
+        let _ = queue.push_back(frame);
+        r
+    }
+}
+
+impl Device for Frames {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+        let frame = self.rx.pop_front()?;
+        Some((Rx(frame), Tx(self)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+        let room = if self.loopback {
+            !self.rx.is_full()
+        } else {
+            !self.tx.is_full()
+        };
+        room.then_some(Tx(self))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = self.medium;
+        caps.max_transmission_unit = match self.medium {
+            Medium::Ethernet => net::MAX_FRAME,
+            _ => net::MTU,
+        };
+        caps.max_burst_size = Some(QUEUE / 2);
+        caps
+    }
+}
+
+fn leak<T: Clone>(value: T, n: usize) -> &'static mut [T] {
+    alloc::boxed::Box::leak(alloc::vec![value; n].into_boxed_slice())
+}
+
+fn ipv4(a: [u8; 4]) -> Ipv4Address {
+    Ipv4Address::new(a[0], a[1], a[2], a[3])
+}
+
+/// Counts a user may want to see.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct NetStats {
+    pub(crate) frames_in: u64,
+    pub(crate) frames_out: u64,
+    /// Frames dropped because the stack's queue was full.
+    pub(crate) overruns: u64,
+    /// Messages that were not frames (bad header or length).
+    pub(crate) bad_frames: u64,
+    pub(crate) connections: u64,
+}
+
+/// The provider's network stack on one link.
+pub(crate) struct NetStack {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    dev: Frames,
+    echo: [SocketHandle; ECHO_SOCKETS],
+    was_active: [bool; ECHO_SOCKETS],
+    scratch: &'static mut [u8],
+    pub(crate) stats: NetStats,
+}
+
+impl NetStack {
+    pub(crate) fn new(now: Instant, seed: u64) -> Self {
+        let mut dev = Frames::new(Medium::Ethernet, false);
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(
+            net::PROVIDER_MAC,
+        )));
+        config.random_seed = seed;
+        let mut iface = Interface::new(config, &mut dev, now);
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(
+                IpAddress::Ipv4(ipv4(net::PROVIDER_IP)),
+                net::PREFIX_LEN,
+            ));
+        });
+        let storage: [SocketStorage<'static>; ECHO_SOCKETS] =
+            core::array::from_fn(|_| SocketStorage::EMPTY);
+        let mut sockets =
+            SocketSet::new(&mut alloc::boxed::Box::leak(alloc::boxed::Box::new(storage))[..]);
+        let echo = core::array::from_fn(|_| {
+            let rx = tcp::SocketBuffer::new(leak(0u8, ECHO_BUFFER));
+            let tx = tcp::SocketBuffer::new(leak(0u8, ECHO_BUFFER));
+            sockets.add(tcp::Socket::new(rx, tx))
+        });
+        NetStack {
+            iface,
+            sockets,
+            dev,
+            echo,
+            was_active: [false; ECHO_SOCKETS],
+            scratch: leak(0u8, ECHO_BUFFER),
+            stats: NetStats::default(),
+        }
+    }
+
+    /// Takes one message from the link; false if it was dropped.
+    pub(crate) fn push_rx(&mut self, message: &[u8]) -> bool {
+        let Ok(frame) = net::decode(message) else {
+            self.stats.bad_frames += 1;
+            return false;
+        };
+        let mut f = Frame::EMPTY;
+        f.len = frame.len();
+        f.bytes[..f.len].copy_from_slice(frame);
+        if self.dev.rx.push_back(f).is_err() {
+            self.stats.overruns += 1;
+            return false;
+        }
+        self.stats.frames_in += 1;
+        true
+    }
+
+    /// Room for another frame from the link.
+    pub(crate) fn has_room(&self) -> bool {
+        !self.dev.rx.is_full()
+    }
+
+    /// The next frame to send on the link, if any.
+    pub(crate) fn next_tx(&self) -> Option<&Frame> {
+        self.dev.tx.front()
+    }
+
+    /// The frame from [`Self::next_tx`] went out.
+    pub(crate) fn sent(&mut self) {
+        if self.dev.tx.pop_front().is_some() {
+            self.stats.frames_out += 1;
+        }
+    }
+
+    /// Forgets queued frames and connections: the peer started over.
+    pub(crate) fn reset(&mut self) {
+        self.dev.rx.clear();
+        self.dev.tx.clear();
+        for h in self.echo {
+            self.sockets.get_mut::<tcp::Socket<'_>>(h).abort();
+        }
+    }
+
+    /// Runs the stack and the echo service until nothing more happens now.
+    pub(crate) fn poll(&mut self, now: Instant) {
+        loop {
+            let _ = self.iface.poll(now, &mut self.dev, &mut self.sockets);
+            if !self.serve_echo() {
+                break;
+            }
+        }
+    }
+
+    /// Moves what each echo connection received to its send side; true if
+    /// anything moved.
+    fn serve_echo(&mut self) -> bool {
+        let mut moved = false;
+        for (i, h) in self.echo.into_iter().enumerate() {
+            let s = self.sockets.get_mut::<tcp::Socket<'_>>(h);
+            if !s.is_open() {
+                let _ = s.listen(net::ECHO_PORT);
+            }
+            if s.is_active() && !self.was_active[i] {
+                self.stats.connections += 1;
+            }
+            self.was_active[i] = s.is_active();
+            let room = s.send_capacity() - s.send_queue();
+            if s.can_recv() && room > 0 {
+                let take = room.min(self.scratch.len());
+                if let Ok(n) = s.recv_slice(&mut self.scratch[..take]) {
+                    let _ = s.send_slice(&self.scratch[..n]);
+                    moved |= n > 0;
+                }
+            }
+            // The client finished sending and has everything back.
+            if s.state() == tcp::State::CloseWait && s.recv_queue() == 0 && s.send_queue() == 0 {
+                s.close();
+            }
+        }
+        moved
+    }
+}
+
+/// Times `rounds` ICMP echo round trips with a 0-byte payload through a
+/// smoltcp interface looped back on itself: the stack's own cost, with no
+/// link. Returns the clock ticks the rounds took, or None if one was lost.
+pub(crate) fn loopback_echo(rounds: u32, clock: impl Fn() -> (Instant, u64)) -> Option<u64> {
+    let mut dev = Frames::new(Medium::Ip, true);
+    let (now, _) = clock();
+    let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
+    let me = ipv4(net::PROVIDER_IP);
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(me), 8));
+    });
+    let mut storage = [SocketStorage::EMPTY];
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let mut rx_meta = [icmp::PacketMetadata::EMPTY; 2];
+    let mut rx_bytes = [0u8; 128];
+    let mut tx_meta = [icmp::PacketMetadata::EMPTY; 2];
+    let mut tx_bytes = [0u8; 128];
+    let socket = icmp::Socket::new(
+        icmp::PacketBuffer::new(&mut rx_meta[..], &mut rx_bytes[..]),
+        icmp::PacketBuffer::new(&mut tx_meta[..], &mut tx_bytes[..]),
+    );
+    let h = sockets.add(socket);
+    const IDENT: u16 = 0x414d;
+    sockets
+        .get_mut::<icmp::Socket<'_>>(h)
+        .bind(icmp::Endpoint::Ident(IDENT))
+        .ok()?;
+    let caps = dev.capabilities().checksum;
+    let (_, start) = clock();
+    for seq in 0..rounds {
+        let request = Icmpv4Repr::EchoRequest {
+            ident: IDENT,
+            seq_no: seq as u16,
+            data: &[],
+        };
+        {
+            let s = sockets.get_mut::<icmp::Socket<'_>>(h);
+            let buf = s.send(request.buffer_len(), IpAddress::Ipv4(me)).ok()?;
+            request.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
+        }
+        let mut answered = false;
+        for _ in 0..8 {
+            let (now, _) = clock();
+            let _ = iface.poll(now, &mut dev, &mut sockets);
+            let s = sockets.get_mut::<icmp::Socket<'_>>(h);
+            if let Ok((payload, _)) = s.recv() {
+                let packet = Icmpv4Packet::new_checked(payload).ok()?;
+                if let Ok(Icmpv4Repr::EchoReply { seq_no, .. }) = Icmpv4Repr::parse(&packet, &caps)
+                {
+                    answered = seq_no == seq as u16;
+                    break;
+                }
+            }
+        }
+        if !answered {
+            return None;
+        }
+    }
+    let (_, end) = clock();
+    Some(end.wrapping_sub(start))
+}
