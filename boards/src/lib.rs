@@ -16,6 +16,7 @@ pub mod heap;
 #[cfg(feature = "std")]
 pub mod host;
 pub mod power;
+pub mod rtc;
 pub mod table;
 pub mod timer;
 pub mod uart;

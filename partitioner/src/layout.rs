@@ -24,6 +24,8 @@ pub const EPOCH_OFFSET: u64 = 0x800;
 /// Where the demo RTOS counts its work loops, a u32 that shows from outside
 /// (QEMU's monitor) that the partition still runs.
 pub const HEARTBEAT_OFFSET: u64 = 0xf00;
+/// Where the demo RTOS counts the RTC alarms it took, a u32 read the same way.
+pub const ALARMS_OFFSET: u64 = 0xf04;
 
 /// Bytes of a legacy split vring of `entries` entries aligned to `align`:
 /// descriptors (16 each) and the available ring (6 + 2 per entry) then, on the

@@ -102,14 +102,18 @@ fn run_inner(
     if let Some(mut err) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
     }
-    Ok(Transcript {
+    let t = Transcript {
         lines,
         exited_cleanly: !timed_out && !reached && status.success(),
         timed_out,
         reached,
         elapsed: started.elapsed(),
         stderr,
-    })
+    };
+    if std::env::var_os(ENV_SHOW).is_some() {
+        eprintln!("{t}");
+    }
+    Ok(t)
 }
 
 /// Sends one command to a running QEMU's monitor (see `Machine::monitor`) and
@@ -137,6 +141,9 @@ pub fn monitor(socket: &std::path::Path, command: &str) -> std::io::Result<Strin
     read_to_prompt(&mut stream, &mut seen)?;
     Ok(String::from_utf8_lossy(&seen).into_owned())
 }
+
+/// Set (to anything) to print every run's transcript, passing or not.
+pub const ENV_SHOW: &str = "AMP_SHOW_TRANSCRIPTS";
 
 /// What a run printed, and how it ended.
 #[derive(Debug)]

@@ -44,10 +44,11 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     let mut machine = Machine::new(board, &firmware, None);
     let socket = scratch.0.join("monitor.sock");
     machine.monitor = Some(socket.clone());
-    let heartbeat = plan.links[0].base + partitioner::layout::HEARTBEAT_OFFSET;
-    let read_heartbeat = || -> u64 {
-        let answer = tests::qemu::monitor(&socket, &format!("xp /1wx {heartbeat:#x}"))
-            .expect("monitor answers");
+    let window = plan.links[0].base;
+    let read_counter = |offset: u64| -> u64 {
+        let at = window + offset;
+        let answer =
+            tests::qemu::monitor(&socket, &format!("xp /1wx {at:#x}")).expect("monitor answers");
         let value = answer
             .rsplit(": ")
             .next()
@@ -56,9 +57,15 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
             .trim_end_matches("(qemu)")
             .trim();
         u64::from_str_radix(value.trim_start_matches("0x"), 16)
-            .unwrap_or_else(|_| panic!("cannot read the heartbeat from `{answer}`"))
+            .unwrap_or_else(|_| panic!("cannot read the counter at {at:#x} from `{answer}`"))
     };
-    let mut beats = (0, 0);
+    let counters = || {
+        (
+            read_counter(partitioner::layout::HEARTBEAT_OFFSET),
+            read_counter(partitioner::layout::ALARMS_OFFSET),
+        )
+    };
+    let (mut before, mut after) = ((0, 0), (0, 0));
     let t = tests::qemu::run_scripted(
         &machine,
         Duration::from_secs(180),
@@ -90,10 +97,11 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
             if !l.contains("reboot: System halted") {
                 return false;
             }
-            // Linux has stopped its cores; the RTOS must still be counting.
-            beats.0 = read_heartbeat();
-            std::thread::sleep(Duration::from_millis(1500));
-            beats.1 = read_heartbeat();
+            // Linux has stopped its cores; the RTOS must still be counting
+            // its work loops and its RTC alarms (one a second).
+            before = counters();
+            std::thread::sleep(Duration::from_millis(2500));
+            after = counters();
             true
         },
     )
@@ -170,7 +178,47 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     // own cores: the machine ran on and the RTOS kept working.
     assert!(!t.exited_cleanly, "QEMU must not have powered off:\n{t}");
     assert!(
-        beats.1 > beats.0,
-        "the RTOS's heartbeat stopped after Linux halted: {beats:?}\n{t}"
+        after.0 > before.0,
+        "the RTOS's heartbeat stopped after Linux halted: {before:?} {after:?}\n{t}"
+    );
+    assert!(
+        after.1 > before.1,
+        "the RTOS's RTC alarms stopped after Linux halted: {before:?} {after:?}\n{t}"
+    );
+    // The RTC alarm fired before Linux's boot reset the GIC distributor, the
+    // RTOS saw the reset and put its interrupt back, and alarms went on with
+    // none missed, as did the SGI doorbell from the RTOS's other core.
+    let position = |needle: &str| t.lines.iter().position(|l| l.contains(needle));
+    let first_alarm = position("[rtos] rtc alarm 1: ").unwrap_or_else(|| panic!("no alarm\n{t}"));
+    let reset = position(
+        "[rtos] gic: another OS reset interrupt 34 (enabled false, routed to core 0x0); restored",
+    )
+    .unwrap_or_else(|| panic!("the RTOS did not see Linux reset its interrupt\n{t}"));
+    assert!(first_alarm < reset, "{t}");
+    let alarms: Vec<(u64, u64, u64)> = t
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("[rtos] rtc alarm ")?;
+            let (n, rest) = rest.split_once(": ")?;
+            let (missed, rest) = rest.split_once(" periods missed, ")?;
+            let doorbells = rest.strip_suffix(" doorbells")?;
+            Some((
+                n.parse().ok()?,
+                missed.parse().ok()?,
+                doorbells.parse().ok()?,
+            ))
+        })
+        .collect();
+    assert!(alarms.len() >= 8, "{alarms:?}\n{t}");
+    assert!(
+        alarms.iter().all(|a| a.1 == 0),
+        "alarms were missed: {alarms:?}"
+    );
+    assert!(
+        alarms
+            .windows(2)
+            .all(|w| w[1].0 > w[0].0 && w[1].2 > w[0].2),
+        "alarms or doorbells stalled: {alarms:?}"
     );
 }

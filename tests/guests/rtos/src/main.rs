@@ -13,6 +13,8 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod irq;
+#[cfg(target_os = "none")]
 mod metal;
 #[cfg(target_os = "none")]
 mod net;

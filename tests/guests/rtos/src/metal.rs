@@ -6,13 +6,14 @@ use aarch64_cpu::registers::{Readable, MPIDR_EL1};
 use boards::power::Conduit;
 use boards::uart::{Console, UartKind};
 use partitioner::dt::{DeviceTree, LinkNode};
-use partitioner::layout::{EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
+use partitioner::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
 use remoteproc::avps::{console, net};
 use remoteproc::{Incoming, Link, LinkConfig, Role};
 use shmem::doorbell::Polling;
 use shmem::Window;
 use ufmt::{uWrite, uwrite, uwriteln};
 
+use crate::irq::{Interrupts, ALARMS, DOORBELLS, GAPS};
 use crate::net::NetStack;
 
 core::arch::global_asm!(include_str!("start.s"));
@@ -201,6 +202,25 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
         }
     }
 
+    // The RTC alarm and the doorbell, where this partition has them.
+    let irqs = match Interrupts::start(&tree, own_mpidr()) {
+        Ok(i) => {
+            let _ = uwriteln!(
+                log,
+                "rtc: alarm every {} s on interrupt {} from second {}; doorbell SGI {} from our other core",
+                crate::irq::PERIOD,
+                i.rtc_spi(),
+                i.rtc_second,
+                crate::irq::DOORBELL_SGI
+            );
+            Some(i)
+        }
+        Err(why) => {
+            let _ = uwriteln!(log, "interrupts: none ({})", why);
+            None
+        }
+    };
+
     let mut sides: heapless::Vec<Side<'_>, 2> = heapless::Vec::new();
     for l in tree.links() {
         match Side::open(&l, name) {
@@ -214,7 +234,7 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
             }
         }
     }
-    let ok = run(&mut log, &mut sides);
+    let ok = run(&mut log, &mut sides, irqs.as_ref());
     if log.console.is_some() {
         let _ = uwriteln!(log, "all links done: {}", if ok { "ok" } else { "errors" });
         // Only a partition given control of the board sees PSCI 0.2 or later
@@ -233,7 +253,7 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
 #[no_mangle]
 extern "C" fn rtos_secondary() -> ! {
     CORES_UP.fetch_add(1, Ordering::Release);
-    halt()
+    crate::irq::ring_doorbells()
 }
 
 /// A small xorshift for message contents.
@@ -399,14 +419,49 @@ enum Arrival {
 /// Serves every link until this partition and every partition behind its
 /// links are done. Endpoints of a chain (one link) send and check
 /// TEST_MESSAGES messages; a partition on two links relays between them.
-fn run(log: &mut Log, sides: &mut [Side<'_>]) -> bool {
+fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool {
     let relay = sides.len() == 2;
     let (mut sent, mut received, mut errors, mut relayed) = (0u64, 0u64, 0u64, 0u64);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (own_mpidr() + 1);
     let mut finished = false;
     let mut buf = [0u8; 496];
     let mut beats: u32 = 0;
+    let check_every = boards::timer::GenericTimer.frequency() * crate::irq::CHECK_MS / 1000;
+    let mut last_check = ticks();
+    let mut alarms_logged = 0;
     loop {
+        if let Some(irqs) = irqs {
+            if ticks().wrapping_sub(last_check) >= check_every {
+                last_check = ticks();
+                if let Some(u) = irqs.check() {
+                    let _ = uwriteln!(
+                        log,
+                        "gic: another OS reset interrupt {} (enabled {}, routed to core {:#x}); restored, after {} alarms",
+                        u.intid,
+                        u.was_enabled,
+                        u.was_routed_to,
+                        ALARMS.load(Ordering::Acquire)
+                    );
+                }
+            }
+            let alarms = ALARMS.load(Ordering::Acquire);
+            if alarms != alarms_logged {
+                alarms_logged = alarms;
+                for side in sides.iter() {
+                    let _ = side.window.write_u32(ALARMS_OFFSET as usize, alarms);
+                }
+                // Every alarm while the console may be unread; then every 8th.
+                if alarms <= 16 || alarms % 8 == 0 {
+                    let _ = uwriteln!(
+                        log,
+                        "rtc alarm {}: {} periods missed, {} doorbells",
+                        alarms,
+                        GAPS.load(Ordering::Relaxed),
+                        DOORBELLS.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
         for side in sides.iter_mut() {
             side.poll();
         }

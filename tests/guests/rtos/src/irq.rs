@@ -1,0 +1,214 @@
+//! The demo RTOS's interrupts (GICv3 boards, at EL1): the alarm of the PL031
+//! RTC it owns, an SPI in the distributor every partition shares, and an SGI
+//! doorbell its second core rings.
+//!
+//! Why they survive another OS booting. A stock Linux resets the whole
+//! distributor once when it boots: it turns group 1 forwarding off and on,
+//! disables every SPI and routes them all to its boot core. It never touches
+//! the redistributors (SGIs, PPIs) of cores outside its device tree. So:
+//! - SGIs and PPIs keep working as they are;
+//! - the RTOS checks its SPIs every [`CHECK_MS`] ms with
+//!   `Gicv3Distributor::claimed_by` and puts back what was undone (route,
+//!   group, enable, group 1 forwarding). The PL031 alarm is a level
+//!   interrupt that stays raised until the handler clears it, so an alarm
+//!   that falls into the gap is late by at most the check period, not lost.
+//!   Start order does not matter: the check runs for the partition's life.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use boards::gic::{cpu, Gicv3Distributor, Gicv3Redistributor};
+use boards::rtc::Pl031;
+use partitioner::dt::DeviceTree;
+
+/// Seconds between two alarms.
+pub(crate) const PERIOD: u32 = 1;
+/// How often the RTOS checks that its SPIs are still set up.
+pub(crate) const CHECK_MS: u64 = 10;
+/// The SGI the second core rings as a doorbell.
+pub(crate) const DOORBELL_SGI: u32 = 8;
+
+static RTC: AtomicUsize = AtomicUsize::new(0);
+static RTC_SPI: AtomicU32 = AtomicU32::new(0);
+/// The second the next alarm is set for.
+static NEXT: AtomicU32 = AtomicU32::new(0);
+/// Alarms taken.
+pub(crate) static ALARMS: AtomicU32 = AtomicU32::new(0);
+/// Alarm periods missed (an alarm taken a second or more late).
+pub(crate) static GAPS: AtomicU32 = AtomicU32::new(0);
+/// Doorbells taken.
+pub(crate) static DOORBELLS: AtomicU32 = AtomicU32::new(0);
+/// The core that takes the doorbell (`NOBODY` until set up).
+static DOORBELL_TARGET: AtomicU64 = AtomicU64::new(NOBODY);
+const NOBODY: u64 = u64::MAX;
+
+extern "C" {
+    static rtos_vectors: u8;
+}
+
+/// What the periodic check found undone.
+pub(crate) struct Undone {
+    pub(crate) intid: u32,
+    pub(crate) was_enabled: bool,
+    pub(crate) was_routed_to: u64,
+}
+
+/// The interrupts this partition set up.
+pub(crate) struct Interrupts {
+    gicd: &'static Gicv3Distributor,
+    me: u64,
+    rtc_spi: u32,
+    pub(crate) rtc_second: u32,
+}
+
+fn current_el() -> u64 {
+    let el: u64;
+    // SAFETY: reading CurrentEL has no side effect.
+    unsafe { core::arch::asm!("mrs {}, CurrentEL", out(reg) el) };
+    (el >> 2) & 3
+}
+
+impl Interrupts {
+    /// Sets up the RTC alarm and the doorbell, if this partition owns a
+    /// PL031 on a GICv3 board and runs at EL1; otherwise says why not.
+    pub(crate) fn start(tree: &DeviceTree<'_>, me: u64) -> Result<Self, &'static str> {
+        let (rtc_base, rtc_spi) = tree
+            .chosen_list("amp,devices")
+            .filter_map(|path| {
+                let node = tree.locate_path(path)?;
+                node.compatibles().any(|c| c == "arm,pl031").then_some(())?;
+                let base = usize::try_from(node.reg()?.base).ok()?;
+                Some((base, *tree.spis(path).first()?))
+            })
+            .next()
+            .ok_or("no PL031 RTC among this partition's devices")?;
+        let ic = tree
+            .interrupt_controller()
+            .filter(|ic| ic.compatible() == Some("arm,gic-v3"))
+            .ok_or("no GICv3")?;
+        if current_el() != 1 {
+            return Err("interrupts are only set up at EL1");
+        }
+        let gicd_base = usize::try_from(ic.reg().ok_or("GIC without reg")?.base)
+            .map_err(|_| "GIC out of reach")?;
+        let gicr = ic
+            .reg_entry(1)
+            .flatten()
+            .ok_or("GICv3 without redistributors")?;
+        // SAFETY: our device tree names this GICv3's redistributor region and
+        // distributor; with the MMU off both are device memory for good. Only
+        // this core's redistributor is written.
+        let (rd, gicd) = unsafe {
+            (
+                Gicv3Redistributor::find(gicr.base as usize, gicr.size as usize, me)
+                    .ok_or("no redistributor for this core")?,
+                &*(gicd_base as *const Gicv3Distributor),
+            )
+        };
+        // SAFETY: the vectors are 2 KiB aligned in this image (start.s);
+        // VBAR_EL1 only affects this core's exceptions.
+        unsafe {
+            core::arch::asm!("msr vbar_el1, {}", "isb", in(reg) &raw const rtos_vectors);
+        }
+        rd.wake();
+        rd.enable_private(DOORBELL_SGI);
+        cpu::enable();
+        if !gicd.claim(rtc_spi, me) {
+            return Err("the RTC's interrupt is not an SPI of this GIC");
+        }
+        RTC.store(rtc_base, Ordering::Relaxed);
+        RTC_SPI.store(rtc_spi, Ordering::Relaxed);
+        // SAFETY: our device tree gives this PL031 to this partition alone.
+        let rtc = unsafe { Pl031::at(rtc_base) };
+        let now = rtc.now();
+        // The first alarm fires at once (the count already matches), then
+        // one every PERIOD seconds.
+        NEXT.store(now, Ordering::Relaxed);
+        rtc.set_alarm(now);
+        DOORBELL_TARGET.store(me, Ordering::Release);
+        // SAFETY: the handler and its vectors are in place; unmask IRQs.
+        unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
+        Ok(Interrupts {
+            gicd,
+            me,
+            rtc_spi,
+            rtc_second: now,
+        })
+    }
+
+    /// The RTC's interrupt ID.
+    pub(crate) fn rtc_spi(&self) -> u32 {
+        self.rtc_spi
+    }
+
+    /// Puts back our SPI's set-up if another OS undid it; says what it found.
+    pub(crate) fn check(&self) -> Option<Undone> {
+        if self.gicd.claimed_by(self.rtc_spi, self.me) {
+            return None;
+        }
+        let undone = Undone {
+            intid: self.rtc_spi,
+            was_enabled: self.gicd.is_enabled(self.rtc_spi),
+            was_routed_to: self.gicd.routed_to(self.rtc_spi).unwrap_or(u64::MAX),
+        };
+        self.gicd.claim(self.rtc_spi, self.me);
+        Some(undone)
+    }
+}
+
+fn alarm() {
+    // SAFETY: set in `Interrupts::start` before the alarm was enabled.
+    let rtc = unsafe { Pl031::at(RTC.load(Ordering::Relaxed)) };
+    rtc.clear_alarm();
+    let now = rtc.now();
+    let due = NEXT.load(Ordering::Relaxed);
+    let next = if now > due {
+        // Taken late: the periods in between had no alarm.
+        GAPS.fetch_add(now - due, Ordering::Relaxed);
+        now + PERIOD
+    } else {
+        due + PERIOD
+    };
+    NEXT.store(next, Ordering::Relaxed);
+    rtc.set_alarm(next);
+    // A second that ticked past `next` meanwhile would never match again.
+    if rtc.now() >= next && !rtc.alarm_raised() {
+        NEXT.store(rtc.now(), Ordering::Relaxed);
+        rtc.set_alarm(rtc.now());
+    }
+    ALARMS.fetch_add(1, Ordering::Release);
+}
+
+/// Called from the IRQ vector (start.s) with IRQs masked.
+#[no_mangle]
+extern "C" fn rtos_irq() {
+    loop {
+        let intid = cpu::acknowledge();
+        if intid >= cpu::SPURIOUS {
+            return;
+        }
+        if intid == RTC_SPI.load(Ordering::Relaxed) {
+            alarm();
+        } else if intid == DOORBELL_SGI {
+            DOORBELLS.fetch_add(1, Ordering::Relaxed);
+        }
+        cpu::end(intid);
+    }
+}
+
+/// The second core's work: once the first core takes interrupts, ring its
+/// doorbell every 100 ms. Never returns.
+pub(crate) fn ring_doorbells() -> ! {
+    use embedded_hal::delay::DelayNs;
+    let mut timer = boards::timer::GenericTimer;
+    let target = loop {
+        match DOORBELL_TARGET.load(Ordering::Acquire) {
+            NOBODY => timer.delay_ms(10),
+            t => break t,
+        }
+    };
+    cpu::enable();
+    loop {
+        cpu::send_sgi(DOORBELL_SGI, target);
+        timer.delay_ms(100);
+    }
+}
