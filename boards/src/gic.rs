@@ -248,21 +248,6 @@ pub mod cpu {
         // SAFETY: writing ICC_EOIR1_EL1 ends an interrupt this core acknowledged.
         unsafe { core::arch::asm!("msr icc_eoir1_el1, {}", "isb", in(reg) u64::from(intid)) };
     }
-
-    /// Sends SGI `intid` (0-15) to the core with `mpidr`.
-    pub fn send_sgi(intid: u32, mpidr: u64) {
-        let aff0 = mpidr & 0xff;
-        // ICC_SGI1R_EL1: TargetList bit Aff0 % 16, Aff1 [23:16], INTID [27:24],
-        // Aff2 [39:32], RS (Aff0 / 16) [47:44], Aff3 [55:48].
-        let value = (1 << (aff0 % 16))
-            | ((mpidr >> 8) & 0xff) << 16
-            | u64::from(intid & 0xf) << 24
-            | ((mpidr >> 16) & 0xff) << 32
-            | (aff0 / 16) << 44
-            | ((mpidr >> 32) & 0xff) << 48;
-        // SAFETY: writing ICC_SGI1R_EL1 only raises an SGI at the target.
-        unsafe { core::arch::asm!("dsb ishst", "msr icc_sgi1r_el1, {}", "isb", in(reg) value) };
-    }
 }
 
 impl Gicv2Distributor {

@@ -364,6 +364,8 @@ pub struct LinkNode<'a> {
     pub peer: &'a str,
     /// Doorbell kind.
     pub doorbell: &'a str,
+    /// The SGI of an `sgi` doorbell.
+    pub sgi: Option<u32>,
     /// Vring 0 and vring 1 addresses.
     pub vrings: [u64; 2],
     /// First rpmsg buffer.
@@ -432,6 +434,9 @@ impl<'a> DeviceTree<'a> {
                 host: str_prop(n, "amp,role")? == "host",
                 peer: str_prop(n, "amp,peer")?,
                 doorbell: str_prop(n, "amp,doorbell").unwrap_or("poll"),
+                sgi: prop(n, "amp,sgi")
+                    .and_then(|v| read_cells(v, 1))
+                    .map(|v| v as u32),
                 vrings: [read_cells(vrings, 2)?, read_cells(vrings.get(8..)?, 2)?],
                 buffers: read_cells(prop(n, "amp,buffers")?, 2)?,
                 ring_entries: read_cells(prop(n, "amp,ring-entries")?, 1)? as u32,

@@ -212,13 +212,30 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         .collect();
     assert!(alarms.len() >= 8, "{alarms:?}\n{t}");
     assert!(
-        alarms.iter().all(|a| a.1 == 0),
-        "alarms were missed: {alarms:?}"
-    );
-    assert!(
         alarms
             .windows(2)
             .all(|w| w[1].0 > w[0].0 && w[1].2 > w[0].2),
         "alarms or doorbells stalled: {alarms:?}"
+    );
+    // Periods missed are reported, not asserted in general (a loaded host
+    // can hold a virtual CPU back for a second), but Linux's reset must not
+    // have cost one: the alarms on either side of it count the same.
+    let missed_at = |line: usize| {
+        t.lines[..line]
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("[rtos] rtc alarm "))
+            .and_then(|l| l.split_once(": ")?.1.split_once(' ')?.0.parse::<u64>().ok())
+    };
+    let after_reset = reset
+        + 1
+        + t.lines[reset + 1..]
+            .iter()
+            .position(|l| l.starts_with("[rtos] rtc alarm "))
+            .unwrap_or_else(|| panic!("no alarm after the reset\n{t}"));
+    assert_eq!(
+        missed_at(reset),
+        missed_at(after_reset + 1),
+        "Linux's reset of the GIC cost an alarm: {alarms:?}"
     );
 }

@@ -1,6 +1,12 @@
 //! The demo RTOS's interrupts (GICv3 boards, at EL1): the alarm of the PL031
-//! RTC it owns, an SPI in the distributor every partition shares, and an SGI
-//! doorbell its second core rings.
+//! RTC it owns, an SPI in the distributor every partition shares, and the SGI
+//! the plan gives its link as a doorbell.
+//!
+//! The doorbell: the Linux side of the link is a userspace program, which
+//! cannot raise an SGI (`ICC_SGI1R_EL1` needs EL1), so on that link both
+//! sides poll. The RTOS still takes the link's SGI in its redistributor, and
+//! its second core rings it every 100 ms in the peer's place: the path a
+//! kernel-side peer would use, checked to work before and after Linux boots.
 //!
 //! Why they survive another OS booting. A stock Linux resets the whole
 //! distributor once when it boots: it turns group 1 forwarding off and on,
@@ -19,14 +25,12 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use boards::gic::{cpu, Gicv3Distributor, Gicv3Redistributor};
 use boards::rtc::Pl031;
 use partitioner::dt::DeviceTree;
+use shmem::doorbell::{Doorbell, Gicv3Sgi, SystemSgiRegister};
 
 /// Seconds between two alarms.
 pub(crate) const PERIOD: u32 = 1;
 /// How often the RTOS checks that its SPIs are still set up.
 pub(crate) const CHECK_MS: u64 = 10;
-/// The SGI the second core rings as a doorbell.
-pub(crate) const DOORBELL_SGI: u32 = 8;
-
 static RTC: AtomicUsize = AtomicUsize::new(0);
 static RTC_SPI: AtomicU32 = AtomicU32::new(0);
 /// The second the next alarm is set for.
@@ -37,6 +41,9 @@ pub(crate) static ALARMS: AtomicU32 = AtomicU32::new(0);
 pub(crate) static GAPS: AtomicU32 = AtomicU32::new(0);
 /// Doorbells taken.
 pub(crate) static DOORBELLS: AtomicU32 = AtomicU32::new(0);
+/// The doorbell's SGI (`NO_SGI`: none).
+static DOORBELL_SGI: AtomicU32 = AtomicU32::new(NO_SGI);
+const NO_SGI: u32 = u32::MAX;
 /// The core that takes the doorbell (`NOBODY` until set up).
 static DOORBELL_TARGET: AtomicU64 = AtomicU64::new(NOBODY);
 const NOBODY: u64 = u64::MAX;
@@ -58,6 +65,8 @@ pub(crate) struct Interrupts {
     me: u64,
     rtc_spi: u32,
     pub(crate) rtc_second: u32,
+    /// The doorbell's SGI, if a link has one.
+    pub(crate) doorbell: Option<u32>,
 }
 
 fn current_el() -> u64 {
@@ -110,7 +119,11 @@ impl Interrupts {
             core::arch::asm!("msr vbar_el1, {}", "isb", in(reg) &raw const rtos_vectors);
         }
         rd.wake();
-        rd.enable_private(DOORBELL_SGI);
+        let doorbell = tree.links().find_map(|l| l.sgi.filter(|s| *s < 16));
+        if let Some(sgi) = doorbell {
+            DOORBELL_SGI.store(sgi, Ordering::Relaxed);
+            rd.enable_private(sgi);
+        }
         cpu::enable();
         if !gicd.claim(rtc_spi, me) {
             return Err("the RTC's interrupt is not an SPI of this GIC");
@@ -124,7 +137,9 @@ impl Interrupts {
         // one every PERIOD seconds.
         NEXT.store(now, Ordering::Relaxed);
         rtc.set_alarm(now);
-        DOORBELL_TARGET.store(me, Ordering::Release);
+        if doorbell.is_some() {
+            DOORBELL_TARGET.store(me, Ordering::Release);
+        }
         // SAFETY: the handler and its vectors are in place; unmask IRQs.
         unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
         Ok(Interrupts {
@@ -132,6 +147,7 @@ impl Interrupts {
             me,
             rtc_spi,
             rtc_second: now,
+            doorbell,
         })
     }
 
@@ -188,15 +204,15 @@ extern "C" fn rtos_irq() {
         }
         if intid == RTC_SPI.load(Ordering::Relaxed) {
             alarm();
-        } else if intid == DOORBELL_SGI {
+        } else if intid == DOORBELL_SGI.load(Ordering::Relaxed) {
             DOORBELLS.fetch_add(1, Ordering::Relaxed);
         }
         cpu::end(intid);
     }
 }
 
-/// The second core's work: once the first core takes interrupts, ring its
-/// doorbell every 100 ms. Never returns.
+/// The second core's work: once the first core takes its doorbell, ring it
+/// every 100 ms. Never returns.
 pub(crate) fn ring_doorbells() -> ! {
     use embedded_hal::delay::DelayNs;
     let mut timer = boards::timer::GenericTimer;
@@ -207,8 +223,23 @@ pub(crate) fn ring_doorbells() -> ! {
         }
     };
     cpu::enable();
+    let sgi = DOORBELL_SGI.load(Ordering::Relaxed);
+    // MPIDR affinity: Aff0 [7:0], Aff1 [15:8], Aff2 [23:16], Aff3 [39:32].
+    let aff = |shift: u64| (target >> shift) as u8;
+    let Some(mut doorbell) = Gicv3Sgi::new(
+        SystemSgiRegister,
+        sgi as u8,
+        aff(32),
+        aff(16),
+        aff(8),
+        1 << (aff(0) % 16),
+    ) else {
+        loop {
+            timer.delay_ms(1000);
+        }
+    };
     loop {
-        cpu::send_sgi(DOORBELL_SGI, target);
+        doorbell.ring(0);
         timer.delay_ms(100);
     }
 }

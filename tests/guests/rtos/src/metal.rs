@@ -207,12 +207,14 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
         Ok(i) => {
             let _ = uwriteln!(
                 log,
-                "rtc: alarm every {} s on interrupt {} from second {}; doorbell SGI {} from our other core",
+                "rtc: alarm every {} s on interrupt {} from second {}",
                 crate::irq::PERIOD,
                 i.rtc_spi(),
-                i.rtc_second,
-                crate::irq::DOORBELL_SGI
+                i.rtc_second
             );
+            if let Some(sgi) = i.doorbell {
+                let _ = uwriteln!(log, "doorbell: SGI {}, rung by our other core", sgi);
+            }
             Some(i)
         }
         Err(why) => {
