@@ -633,6 +633,30 @@ fn measure_stack(log: &mut Log) {
         ns as u64,
         ROUNDS
     );
+    // TCP echo of 1 MiB, as `avps-bridge echo` does over the link: once a boot.
+    static TCP_MEASURED: core::sync::atomic::AtomicBool =
+        core::sync::atomic::AtomicBool::new(false);
+    if TCP_MEASURED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    const BYTES: usize = 1 << 20;
+    let mut tcp = crate::net::TcpLoopback::new();
+    for r in &mut runs {
+        match tcp.run(BYTES, || (now(), ticks())) {
+            Some(t) => *r = t,
+            None => {
+                let _ = uwriteln!(log, "net: loopback TCP echo failed");
+                return;
+            }
+        }
+    }
+    runs.sort_unstable();
+    let kib_s = (BYTES as u128 / 1024) * u128::from(freq) / u128::from(runs[2].max(1));
+    let _ = uwriteln!(
+        log,
+        "net: 1 MiB TCP echo through the stack alone (loopback): {} KiB/s, median of 5",
+        kib_s as u64
+    );
 }
 
 /// One message from a side: name-service events are handled here.

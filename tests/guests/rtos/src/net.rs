@@ -240,27 +240,122 @@ impl NetStack {
         let mut moved = false;
         for (i, h) in self.echo.into_iter().enumerate() {
             let s = self.sockets.get_mut::<tcp::Socket<'_>>(h);
-            if !s.is_open() {
-                let _ = s.listen(net::ECHO_PORT);
-            }
             if s.is_active() && !self.was_active[i] {
                 self.stats.connections += 1;
             }
             self.was_active[i] = s.is_active();
-            let room = s.send_capacity() - s.send_queue();
-            if s.can_recv() && room > 0 {
-                let take = room.min(self.scratch.len());
-                if let Ok(n) = s.recv_slice(&mut self.scratch[..take]) {
-                    let _ = s.send_slice(&self.scratch[..n]);
-                    moved |= n > 0;
-                }
-            }
-            // The client finished sending and has everything back.
-            if s.state() == tcp::State::CloseWait && s.recv_queue() == 0 && s.send_queue() == 0 {
-                s.close();
-            }
+            moved |= echo(s, self.scratch);
         }
         moved
+    }
+}
+
+/// One step of a TCP echo server socket: listens again once closed, moves
+/// what it received to its send side, and closes when the client has
+/// finished and has everything back. True if any byte moved.
+fn echo(s: &mut tcp::Socket<'_>, scratch: &mut [u8]) -> bool {
+    if !s.is_open() {
+        let _ = s.listen(net::ECHO_PORT);
+    }
+    let mut moved = false;
+    let room = s.send_capacity() - s.send_queue();
+    if s.can_recv() && room > 0 {
+        let take = room.min(scratch.len());
+        if let Ok(n) = s.recv_slice(&mut scratch[..take]) {
+            let _ = s.send_slice(&scratch[..n]);
+            moved = n > 0;
+        }
+    }
+    if s.state() == tcp::State::CloseWait && s.recv_queue() == 0 && s.send_queue() == 0 {
+        s.close();
+    }
+    moved
+}
+
+/// The test data of [`TcpLoopback`]: byte `i` of a transfer.
+fn pattern(i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 9)) as u8
+}
+
+/// TCP echo through a smoltcp interface looped back on itself: the stack's
+/// own throughput, with no link. Its buffers are taken once.
+pub(crate) struct TcpLoopback {
+    buffers: [&'static mut [u8]; 5],
+}
+
+impl TcpLoopback {
+    pub(crate) fn new() -> Self {
+        TcpLoopback {
+            buffers: core::array::from_fn(|_| leak(0u8, ECHO_BUFFER)),
+        }
+    }
+
+    /// Sends `bytes` through the echo service and checks them back; the
+    /// clock ticks it took, or None if the bytes differ or it stalls.
+    pub(crate) fn run(&mut self, bytes: usize, clock: impl Fn() -> (Instant, u64)) -> Option<u64> {
+        let mut dev = Frames::new(Medium::Ip, true);
+        let (now, _) = clock();
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
+        let me = ipv4(net::PROVIDER_IP);
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(me), 8));
+        });
+        let [a, b, c, d, scratch] = &mut self.buffers;
+        let server = tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut a[..]),
+            tcp::SocketBuffer::new(&mut b[..]),
+        );
+        let client = tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut c[..]),
+            tcp::SocketBuffer::new(&mut d[..]),
+        );
+        let mut storage = [SocketStorage::EMPTY, SocketStorage::EMPTY];
+        let mut sockets = SocketSet::new(&mut storage[..]);
+        let server = sockets.add(server);
+        let client = sockets.add(client);
+        sockets
+            .get_mut::<tcp::Socket<'_>>(server)
+            .listen(net::ECHO_PORT)
+            .ok()?;
+        sockets
+            .get_mut::<tcp::Socket<'_>>(client)
+            .connect(iface.context(), (me, net::ECHO_PORT), 49152)
+            .ok()?;
+        let (mut sent, mut received) = (0usize, 0usize);
+        let mut chunk = [0u8; 1024];
+        let (_, start) = clock();
+        for _ in 0..10_000_000u32 {
+            let (now, _) = clock();
+            let _ = iface.poll(now, &mut dev, &mut sockets);
+            echo(sockets.get_mut::<tcp::Socket<'_>>(server), scratch);
+            let s = sockets.get_mut::<tcp::Socket<'_>>(client);
+            while sent < bytes && s.can_send() {
+                let n = (bytes - sent).min(chunk.len());
+                for (i, byte) in chunk[..n].iter_mut().enumerate() {
+                    *byte = pattern(sent + i);
+                }
+                match s.send_slice(&chunk[..n]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => sent += k,
+                }
+            }
+            while s.can_recv() {
+                let n = s.recv_slice(&mut chunk).ok()?;
+                if chunk[..n]
+                    .iter()
+                    .enumerate()
+                    .any(|(i, byte)| *byte != pattern(received + i))
+                {
+                    return None;
+                }
+                received += n;
+            }
+            if received >= bytes {
+                let (_, end) = clock();
+                return Some(end.wrapping_sub(start));
+            }
+        }
+        None
     }
 }
 
