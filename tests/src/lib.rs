@@ -102,3 +102,69 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// What goes into a packed split's partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Images {
+    /// Stand-in images of the right kinds (nothing meant to run).
+    StandIns,
+    /// The demo RTOS in every ELF partition, stand-ins elsewhere.
+    DemoRtos,
+    /// The demo RTOS in every ELF partition, and in each Linux partition
+    /// Debian's kernel with the initramfs that starts `avps-bridge`.
+    Real,
+}
+
+/// Packs `manifest` (a path relative to the repository) against its board's
+/// tree with `images`, into `scratch`: the firmware image and its plan.
+pub fn pack(
+    manifest: &str,
+    scratch: &Scratch,
+    images: Images,
+) -> (PathBuf, partitioner::plan::Plan) {
+    use partitioner::host::{pack_firmware, validate_and_plan, DirImages};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(manifest);
+    let dir = scratch.0.join("images");
+    std::fs::create_dir_all(&dir).unwrap();
+    fixtures::images_for(&path, &dir);
+    if images != Images::StandIns {
+        fixtures::demo_rtos_for(&path, &dir, &rtos_image());
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (m, diags) = partitioner::parse::parse(&text);
+    let m = m.unwrap_or_else(|| panic!("{manifest}: {diags:?}"));
+    if images == Images::Real {
+        let guest = required_path(ENV_GUEST_DIR);
+        for p in &m.partitions {
+            let Some(image) = p
+                .image
+                .as_ref()
+                .filter(|i| i.kind.value == partitioner::manifest::ImageKind::Linux)
+            else {
+                continue;
+            };
+            // `images_for` put the real kernel in place; the initramfs is
+            // the one a user boots.
+            if let Some(initrd) = &image.initrd {
+                let out = dir.join(&initrd.value);
+                let _ = std::fs::remove_file(&out);
+                fixtures::initramfs(&guest, &bridge_image(), &out).unwrap();
+            }
+        }
+    }
+    let board = boards::Board::by_name(&m.board.value).unwrap();
+    let tree = partitioner::tree::Tree::parse(
+        &std::fs::read(boards::host::board_dtb(board).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let dram = board.dram(&partitioner::rules::board_dram(&tree)).to_vec();
+    let boot_region = partitioner::rules::boot_region(&dram, board.boot_region_size);
+    let (_, plan, diags) = validate_and_plan(&m, &tree, dram, boot_region, &DirImages(dir.clone()));
+    let plan = plan.unwrap_or_else(|| panic!("{manifest} must be valid: {diags:?}"));
+    let boot = std::fs::read(boot_image()).unwrap();
+    let firmware = scratch.0.join("firmware.img");
+    std::fs::write(&firmware, pack_firmware(&boot, &plan, &dir).unwrap()).unwrap();
+    (firmware, plan)
+}

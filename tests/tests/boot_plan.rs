@@ -6,46 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boards::Board;
-use partitioner::host::{pack_firmware, validate_and_plan, DirImages};
 use partitioner::plan::Plan;
-use partitioner::rules;
-use partitioner::tree::Tree;
 use tests::qemu::{Machine, Transcript};
 use tests::Scratch;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Packs `manifest` (relative to the repository) against the board's tree,
-/// with stand-in images, or with the demo RTOS in every ELF partition.
-fn packed_with(manifest: &str, scratch: &Scratch, demo_rtos: bool) -> (PathBuf, Plan) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(manifest);
-    let images = scratch.0.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    tests::fixtures::images_for(&path, &images);
-    if demo_rtos {
-        tests::fixtures::demo_rtos_for(&path, &images, &tests::rtos_image());
-    }
-    let text = std::fs::read_to_string(&path).unwrap();
-    let (m, diags) = partitioner::parse::parse(&text);
-    let m = m.unwrap_or_else(|| panic!("{manifest}: {diags:?}"));
-    let board = Board::by_name(&m.board.value).unwrap();
-    let tree =
-        Tree::parse(&std::fs::read(boards::host::board_dtb(board).unwrap()).unwrap()).unwrap();
-    let dram = board.dram(&rules::board_dram(&tree)).to_vec();
-    let boot_region = rules::boot_region(&dram, board.boot_region_size);
-    let (_, plan, diags) =
-        validate_and_plan(&m, &tree, dram, boot_region, &DirImages(images.clone()));
-    let plan = plan.unwrap_or_else(|| panic!("{manifest} must be valid: {diags:?}"));
-    let boot = std::fs::read(tests::boot_image()).unwrap();
-    let firmware = scratch.0.join("firmware.img");
-    std::fs::write(&firmware, pack_firmware(&boot, &plan, &images).unwrap()).unwrap();
-    (firmware, plan)
-}
-
 fn packed(manifest: &str, scratch: &Scratch) -> (PathBuf, Plan) {
-    packed_with(manifest, scratch, false)
+    tests::pack(manifest, scratch, tests::Images::StandIns)
 }
 
 fn boot(firmware: &Path, cores: u32, memory_mib: u32) -> Transcript {
@@ -170,7 +138,11 @@ fn a_corrupted_packed_image_is_refused() {
 #[test]
 fn two_rtos_partitions_see_only_their_share_and_exchange_100000_messages_each_way() {
     let scratch = Scratch::new("two-rtos");
-    let (firmware, plan) = packed_with("manifests/qemu-virt/two-rtos.toml", &scratch, true);
+    let (firmware, plan) = tests::pack(
+        "manifests/qemu-virt/two-rtos.toml",
+        &scratch,
+        tests::Images::DemoRtos,
+    );
     let t = boot(&firmware, 4, 1024);
     for p in &plan.partitions {
         // Each partition prints what its own device tree lists: its cores and
@@ -213,7 +185,11 @@ fn two_rtos_partitions_see_only_their_share_and_exchange_100000_messages_each_wa
 #[test]
 fn three_partitions_relay_messages_along_a_chain_and_back_intact() {
     let scratch = Scratch::new("chain");
-    let (firmware, plan) = packed_with("manifests/qemu-virt/rtos-chain.toml", &scratch, true);
+    let (firmware, plan) = tests::pack(
+        "manifests/qemu-virt/rtos-chain.toml",
+        &scratch,
+        tests::Images::DemoRtos,
+    );
     assert_eq!(plan.partitions.len(), 3);
     let t = boot(&firmware, 4, 1024);
     // rtos-1 and rtos-3 each send 100,000 checked messages; every one crosses
@@ -254,10 +230,10 @@ fn three_partitions_relay_messages_along_a_chain_and_back_intact() {
 /// the board's real device tree, until rtos-a reports every link done.
 fn two_rtos_on(board_name: &str) -> Transcript {
     let scratch = Scratch::new(board_name);
-    let (firmware, _) = packed_with(
+    let (firmware, _) = tests::pack(
         &format!("manifests/{board_name}/two-rtos.toml"),
         &scratch,
-        true,
+        tests::Images::DemoRtos,
     );
     let board = Board::by_name(board_name).unwrap();
     let machine = Machine::new(board, &firmware, tests::board_dtb(board));

@@ -4,43 +4,21 @@
 //! network device as avps0 (ping and a TCP echo of 1 MiB), a bridge restart
 //! resuming both, and Linux's power-off stopping Linux only.
 
-use std::path::Path;
 use std::time::Duration;
 
 use boards::Board;
-use partitioner::host::{pack_firmware, validate_and_plan, DirImages};
-use partitioner::rules;
-use partitioner::tree::Tree;
 use tests::qemu::Machine;
 use tests::Scratch;
 
 #[test]
 fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     let scratch = Scratch::new("linux-rtos");
-    let manifest =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/qemu-virt/linux-rtos.toml");
-    let images = scratch.0.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let guest = tests::required_path(tests::ENV_GUEST_DIR);
-    std::fs::copy(guest.join("vmlinuz"), images.join("Image")).unwrap();
-    tests::fixtures::initramfs(&guest, &tests::bridge_image(), &images.join("initrd.cpio"))
-        .unwrap();
-    std::fs::copy(tests::rtos_image(), images.join("rtos.elf")).unwrap();
-
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let m = partitioner::parse::parse(&text).0.expect("manifest parses");
+    let (firmware, plan) = tests::pack(
+        "manifests/qemu-virt/linux-rtos.toml",
+        &scratch,
+        tests::Images::Real,
+    );
     let board = Board::by_name("qemu-virt").unwrap();
-    let tree =
-        Tree::parse(&std::fs::read(boards::host::board_dtb(board).unwrap()).unwrap()).unwrap();
-    let dram = board.dram(&rules::board_dram(&tree)).to_vec();
-    let boot_region = rules::boot_region(&dram, board.boot_region_size);
-    let (_, plan, diags) =
-        validate_and_plan(&m, &tree, dram, boot_region, &DirImages(images.clone()));
-    let plan = plan.unwrap_or_else(|| panic!("{diags:?}"));
-    let boot = std::fs::read(tests::boot_image()).unwrap();
-    let firmware = scratch.0.join("firmware.img");
-    std::fs::write(&firmware, pack_firmware(&boot, &plan, &images).unwrap()).unwrap();
-
     let mut machine = Machine::new(board, &firmware, None);
     let socket = scratch.0.join("monitor.sock");
     machine.monitor = Some(socket.clone());

@@ -36,6 +36,13 @@ COMMANDS:
                          the device tree says and powers the machine off.
     test                 Set up, build, then run every check: rustfmt, clippy,
                          host unit tests, and the QEMU end-to-end tests.
+    bench [net|transport]
+                         Measure, and report against the physical limit of
+                         the same run: `net` boots the default split and
+                         times ping and TCP echo from Linux to the RTOS
+                         against the RTOS's stack alone; `transport` runs the
+                         shared-memory transport benchmark on two host
+                         threads. Both without an argument.
     build                Build the boot stage into target/firmware/boot.bin.
     setup                Install what is missing (as root) or print the exact
                          commands to run; fetch and unpack the arm64 guest
@@ -54,6 +61,7 @@ fn main() -> ExitCode {
         Some("run") => run_args(&args[1..]).and_then(run),
         Some("test") => no_args(&args[1..]).and_then(|()| test()),
         Some("build") => no_args(&args[1..]).and_then(|()| build()),
+        Some("bench") => bench(&args[1..]),
         Some("setup") => no_args(&args[1..]).and_then(|()| setup::ensure().map(drop)),
         Some("boards") => {
             for b in boards::BOARDS {
@@ -157,6 +165,49 @@ fn run(target: Target) -> Result<(), String> {
     } else {
         Err(format!("QEMU exited with {status}"))
     }
+}
+
+fn bench(rest: &[String]) -> Result<(), String> {
+    let (net, transport) = match rest {
+        [] => (true, true),
+        [one] if one == "net" => (true, false),
+        [one] if one == "transport" => (false, true),
+        _ => {
+            return Err(format!(
+                "unexpected `{}`: `cargo xtask bench [net|transport]`",
+                rest.join(" ")
+            ))
+        }
+    };
+    let run = |name: &str, cmd: &mut Command| -> Result<(), String> {
+        eprintln!("\n==> {name}");
+        let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{name} failed ({status})"))
+        }
+    };
+    if net {
+        let ready = setup::ensure()?;
+        let firmware = firmware::build(&ready.toolchain)?;
+        run(
+            "network device, Linux to RTOS (QEMU)",
+            cargo()
+                .args(["bench", "--package", "tests", "--bench", "linux_net"])
+                .env(harness::ENV_BOOT_IMAGE, &firmware.boot)
+                .env(harness::ENV_RTOS_IMAGE, &firmware.rtos)
+                .env(harness::ENV_BRIDGE_IMAGE, &firmware.bridge)
+                .env(harness::ENV_GUEST_DIR, &ready.guest_dir),
+        )?;
+    }
+    if transport {
+        run(
+            "shared-memory transport (host threads)",
+            cargo().args(["bench", "--package", "remoteproc", "--bench", "transport"]),
+        )?;
+    }
+    Ok(())
 }
 
 fn test() -> Result<(), String> {
