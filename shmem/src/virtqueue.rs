@@ -649,6 +649,8 @@ pub struct DeviceQueue<'a> {
     /// avail.idx as last read (and checked); entries up to it are known.
     avail_seen: u16,
     used_idx: u16,
+    /// `used_idx` has been read from the ring (see [`DeviceQueue::attach`]).
+    used_known: bool,
     in_flight: u16,
     want_notifications: bool,
 }
@@ -656,7 +658,12 @@ pub struct DeviceQueue<'a> {
 impl<'a> DeviceQueue<'a> {
     /// Attaches to a ring the driver initialised. The used index is taken from
     /// the ring, not assumed 0: rpmsg-lite's master pre-fills the device's used
-    /// ring with its own TX buffers.
+    /// ring with its own TX buffers. It is read with the first offered chain,
+    /// not now: that master fills vring 0 first and pre-fills vring 1's used
+    /// ring after, so a device attaching in between would read 0 here. The
+    /// driver must finish the pre-fill before it offers a chain (rpmsg-lite
+    /// takes every buffer it offers from that used ring), and the chain's
+    /// *consume* barrier orders our read after the driver's used.idx store.
     pub fn attach(
         window: Window<'a>,
         layout: RingLayout,
@@ -670,6 +677,7 @@ impl<'a> DeviceQueue<'a> {
             last_avail: 0,
             avail_seen: 0,
             used_idx: 0,
+            used_known: false,
             in_flight: 0,
             want_notifications: true,
         };
@@ -677,10 +685,11 @@ impl<'a> DeviceQueue<'a> {
         Ok(q)
     }
 
-    /// Re-reads the ring's starting state (after the driver re-initialised it).
+    /// Forgets the ring's state (after the driver re-initialised it); the used
+    /// index is read again with the next offered chain.
     pub fn reset(&mut self) -> Result<(), RingError> {
-        self.window.invalidate(self.layout.used_idx(), 2);
-        self.used_idx = self.window.read_u16(self.layout.used_idx())?;
+        self.used_idx = 0;
+        self.used_known = false;
         self.last_avail = 0;
         self.avail_seen = 0;
         self.in_flight = 0;
@@ -720,9 +729,17 @@ impl<'a> DeviceQueue<'a> {
                     seen: self.last_avail,
                 });
             }
-            // Barrier *consume*: avail.idx before avail.ring[], descriptors, buffers.
+            // Barrier *consume*: avail.idx before avail.ring[], descriptors,
+            // buffers, and (first time) the driver's pre-filled used.idx.
             fence(Ordering::Acquire);
             self.avail_seen = idx;
+            if !self.used_known {
+                // Our own index from now on: any value is a valid start, as
+                // every slot it names is inside the ring.
+                self.window.invalidate(self.layout.used_idx(), 2);
+                self.used_idx = self.window.read_u16(self.layout.used_idx())?;
+                self.used_known = true;
+            }
         }
         let slot = self.layout.avail_ring(self.last_avail);
         self.window.invalidate(slot, 2);

@@ -254,6 +254,36 @@ fn rpmsg_lite_prefilled_used_ring_is_respected() {
     );
 }
 
+/// The device attaches before the driver pre-fills the used ring (rpmsg-lite's
+/// master fills vring 0 first, vring 1's used ring after): the used index is
+/// taken with the first offered chain, not at attach.
+#[test]
+fn used_index_prefilled_after_attach_is_respected() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let layout = RingLayout::legacy(&w, 0, 8, 0x1000).unwrap();
+    let mut drv: DriverQueue<'_, 8> = DriverQueue::new(w, layout, Notification::default()).unwrap();
+    let mut dev = DeviceQueue::attach(w, layout, Notification::default()).unwrap();
+    assert!(
+        dev.pop_available().unwrap().is_none(),
+        "nothing offered yet"
+    );
+    w.write_u16(layout.used + 2, 8).unwrap(); // pre-fill lands now
+    drv.add(
+        &[Segment {
+            addr: BUS,
+            len: 4,
+            device_writable: false,
+        }],
+        0,
+    )
+    .unwrap();
+    drv.publish().unwrap();
+    let c = dev.pop_available().unwrap().unwrap();
+    dev.push_used(c, 0).unwrap();
+    assert_eq!(w.read_u16(layout.used + 2).unwrap(), 9);
+}
+
 /// rpmsg-lite's remote gives a consumed RX buffer back with the message length
 /// as used `len`, though the buffer was device-readable only: the driver
 /// takes the chain back as "nothing written" instead of failing the ring.
