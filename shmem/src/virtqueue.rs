@@ -447,11 +447,13 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             if !last {
                 flags |= DESC_F_NEXT;
             }
+            let next_field = if last { 0 } else { next };
             self.window.write_u64(at + desc::ADDR, s.addr)?;
-            self.window.write_u32(at + desc::LEN, s.len)?;
-            self.window.write_u16(at + desc::FLAGS, flags)?;
-            self.window
-                .write_u16(at + desc::NEXT, if last { 0 } else { next })?;
+            // `len`, `flags` and `next` (little-endian) in one store.
+            self.window.write_u64(
+                at + desc::LEN,
+                u64::from(s.len) | (u64::from(flags) << 32) | (u64::from(next_field) << 48),
+            )?;
             self.window.clean(at, DESCRIPTOR_SIZE);
             if !last {
                 i = next;
@@ -616,22 +618,32 @@ pub struct Buffer {
 
 /// A chain the device side took from the available ring. Not `Clone`: it must
 /// be returned exactly once, through [`DeviceQueue::push_used`].
+///
+/// It keeps the first `M` buffers of the chain (every buffer, up to
+/// [`MAX_CHAIN`], is checked either way). A user that only ever reads the
+/// first buffer, such as rpmsg, takes `Chain<1>` through
+/// [`DeviceQueue::pop_chain`]: small enough to pass around by value for free.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Chain {
+pub struct Chain<const M: usize = MAX_CHAIN> {
     head: u16,
     count: u8,
-    buffers: [Buffer; MAX_CHAIN],
+    buffers: [Buffer; M],
     writable: u32,
 }
 
-impl Chain {
+impl<const M: usize> Chain<M> {
     /// Head descriptor index.
     pub fn head(&self) -> u16 {
         self.head
     }
-    /// The chain's buffers, in order; device-readable ones first.
+    /// The chain's buffers, in order, device-readable ones first: all of them,
+    /// or the first `M` of a longer chain.
     pub fn buffers(&self) -> &[Buffer] {
         &self.buffers[..usize::from(self.count)]
+    }
+    /// The first buffer (a chain is never empty).
+    pub fn first(&self) -> Buffer {
+        self.buffers[0]
     }
     /// Total device-writable bytes.
     pub fn writable_len(&self) -> u32 {
@@ -712,6 +724,13 @@ impl<'a> DeviceQueue<'a> {
     /// checked (index, flags, order, address and length inside the window,
     /// length overflow, chain length, loops).
     pub fn pop_available(&mut self) -> Result<Option<Chain>, RingError> {
+        self.pop_chain()
+    }
+
+    /// [`DeviceQueue::pop_available`], keeping only the first `M` buffers
+    /// (`M` at least 1; the others are still checked).
+    pub fn pop_chain<const M: usize>(&mut self) -> Result<Option<Chain<M>>, RingError> {
+        const { assert!(M >= 1 && M <= MAX_CHAIN) };
         let size = self.layout.size;
         // avail.idx is read (a cross-core miss) only once the entries seen with
         // its last value, checked then, are all taken.
@@ -750,24 +769,26 @@ impl<'a> DeviceQueue<'a> {
         let mut chain = Chain {
             head,
             count: 0,
-            buffers: [Buffer::default(); MAX_CHAIN],
+            buffers: [Buffer::default(); M],
             writable: 0,
         };
         let mut total: u32 = 0;
         let mut writable_seen = false;
         let mut i = head;
+        let mut visited: u16 = 0;
         loop {
             // Bounded by the queue size: a chain visiting more descriptors than
             // exist must loop.
-            if usize::from(chain.count) >= MAX_CHAIN || u16::from(chain.count) >= size {
+            if usize::from(visited) >= MAX_CHAIN || visited >= size {
                 return Err(RingError::ChainTooLong);
             }
             let at = self.layout.descriptor(i);
             self.window.invalidate(at, DESCRIPTOR_SIZE);
             let addr = self.window.read_u64(at + desc::ADDR)?;
             let len = self.window.read_u32(at + desc::LEN)?;
-            let flags = self.window.read_u16(at + desc::FLAGS)?;
-            let next = self.window.read_u16(at + desc::NEXT)?;
+            // `flags` and `next` in one load (both little-endian u16s).
+            let word = self.window.read_u32(at + desc::FLAGS)?;
+            let (flags, next) = (word as u16, (word >> 16) as u16);
             if flags & DESC_F_INDIRECT != 0 {
                 return Err(RingError::Indirect);
             }
@@ -778,12 +799,15 @@ impl<'a> DeviceQueue<'a> {
             writable_seen |= writable;
             total = total.checked_add(len).ok_or(RingError::ChainLength)?;
             let offset = self.window.offset_of(addr, len.into())?;
-            chain.buffers[usize::from(chain.count)] = Buffer {
-                offset,
-                len,
-                device_writable: writable,
-            };
-            chain.count += 1;
+            if let Some(b) = chain.buffers.get_mut(usize::from(visited)) {
+                *b = Buffer {
+                    offset,
+                    len,
+                    device_writable: writable,
+                };
+                chain.count += 1;
+            }
+            visited += 1;
             if writable {
                 chain.writable += len;
             }
@@ -808,7 +832,11 @@ impl<'a> DeviceQueue<'a> {
 
     /// Returns a chain with `written` bytes written into its writable part.
     /// Returns whether the driver should be interrupted.
-    pub fn push_used(&mut self, chain: Chain, written: u32) -> Result<bool, RingError> {
+    pub fn push_used<const M: usize>(
+        &mut self,
+        chain: Chain<M>,
+        written: u32,
+    ) -> Result<bool, RingError> {
         if written > chain.writable {
             return Err(RingError::UsedLength {
                 len: written,
