@@ -293,12 +293,12 @@ struct EndpointSlot {
     announced: bool,
 }
 
-// rpmsg uses the first buffer of a chain only: a `Chain<1>` is 32 bytes, so
-// the slots and the guards holding them move for free.
+// rpmsg uses the first buffer of a chain only, taken out once: the slots keep
+// a `Chain<0>` (8 bytes), so the guards holding them stay small to move.
 #[derive(Debug)]
 enum TxSlot {
     Host(u16),
-    Remote(Chain<1>),
+    Remote(Chain<0>),
 }
 
 /// A TX buffer lent for filling in place. Give it back through
@@ -335,7 +335,7 @@ impl TxBuffer<'_> {
 #[derive(Debug)]
 enum RxSlot {
     Host(u16),
-    Remote(Chain<1>),
+    Remote(Chain<0>),
 }
 
 /// A received message still in its shared buffer. Its header was copied out
@@ -1025,12 +1025,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 let Ends::Remote { tx, .. } = &mut self.ends else {
                     return Err(LinkError::NotReady);
                 };
-                let chain = match tx.pop_chain::<1>() {
+                let (chain, b) = match tx.pop_first() {
                     Ok(Some(c)) => c,
                     Ok(None) => return Ok(None),
                     Err(e) => return Err(self.fail(LinkError::Ring(e))),
                 };
-                let b = chain.first();
                 if !b.device_writable
                     || (b.len as usize) < hdr + 1
                     || b.offset < pool_start
@@ -1278,9 +1277,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 Ok(None) => Ok(None),
                 Err(e) => Err((None, LinkError::Ring(e))),
             },
-            Ends::Remote { rx, .. } => match rx.pop_chain::<1>() {
-                Ok(Some(chain)) => {
-                    let b = chain.first();
+            Ends::Remote { rx, .. } => match rx.pop_first() {
+                Ok(Some((chain, b))) => {
                     if b.len < hdr || !in_pool(b.offset, b.len) {
                         Err((
                             Some(RxSlot::Remote(chain)),

@@ -621,8 +621,8 @@ pub struct Buffer {
 ///
 /// It keeps the first `M` buffers of the chain (every buffer, up to
 /// [`MAX_CHAIN`], is checked either way). A user that only ever reads the
-/// first buffer, such as rpmsg, takes `Chain<1>` through
-/// [`DeviceQueue::pop_chain`]: small enough to pass around by value for free.
+/// first buffer, such as rpmsg, takes it from [`DeviceQueue::pop_first`] with
+/// a `Chain<0>`: 8 bytes, which moves around in registers.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Chain<const M: usize = MAX_CHAIN> {
     head: u16,
@@ -640,10 +640,6 @@ impl<const M: usize> Chain<M> {
     /// or the first `M` of a longer chain.
     pub fn buffers(&self) -> &[Buffer] {
         &self.buffers[..usize::from(self.count)]
-    }
-    /// The first buffer (a chain is never empty).
-    pub fn first(&self) -> Buffer {
-        self.buffers[0]
     }
     /// Total device-writable bytes.
     pub fn writable_len(&self) -> u32 {
@@ -728,9 +724,20 @@ impl<'a> DeviceQueue<'a> {
     }
 
     /// [`DeviceQueue::pop_available`], keeping only the first `M` buffers
-    /// (`M` at least 1; the others are still checked).
+    /// (the others are still checked).
     pub fn pop_chain<const M: usize>(&mut self) -> Result<Option<Chain<M>>, RingError> {
-        const { assert!(M >= 1 && M <= MAX_CHAIN) };
+        Ok(self.pop::<M>()?.map(|(chain, _)| chain))
+    }
+
+    /// The next chain's first buffer, and the chain (keeping no buffers) to
+    /// give back through [`DeviceQueue::push_used`]. The whole chain is
+    /// checked as by [`DeviceQueue::pop_available`].
+    pub fn pop_first(&mut self) -> Result<Option<(Chain<0>, Buffer)>, RingError> {
+        self.pop::<0>()
+    }
+
+    fn pop<const M: usize>(&mut self) -> Result<Option<(Chain<M>, Buffer)>, RingError> {
+        const { assert!(M <= MAX_CHAIN) };
         let size = self.layout.size;
         // avail.idx is read (a cross-core miss) only once the entries seen with
         // its last value, checked then, are all taken.
@@ -772,6 +779,7 @@ impl<'a> DeviceQueue<'a> {
             buffers: [Buffer::default(); M],
             writable: 0,
         };
+        let mut first = Buffer::default();
         let mut total: u32 = 0;
         let mut writable_seen = false;
         let mut i = head;
@@ -799,12 +807,16 @@ impl<'a> DeviceQueue<'a> {
             writable_seen |= writable;
             total = total.checked_add(len).ok_or(RingError::ChainLength)?;
             let offset = self.window.offset_of(addr, len.into())?;
+            let buffer = Buffer {
+                offset,
+                len,
+                device_writable: writable,
+            };
+            if visited == 0 {
+                first = buffer;
+            }
             if let Some(b) = chain.buffers.get_mut(usize::from(visited)) {
-                *b = Buffer {
-                    offset,
-                    len,
-                    device_writable: writable,
-                };
+                *b = buffer;
                 chain.count += 1;
             }
             visited += 1;
@@ -827,7 +839,7 @@ impl<'a> DeviceQueue<'a> {
                 .write_u16(self.layout.avail_event(), self.last_avail)?;
             self.window.clean(self.layout.avail_event(), 2);
         }
-        Ok(Some(chain))
+        Ok(Some((chain, first)))
     }
 
     /// Returns a chain with `written` bytes written into its writable part.

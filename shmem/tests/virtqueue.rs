@@ -536,3 +536,45 @@ fn cache_hook_sees_every_ring_access_inside_the_window() {
         assert!(a >= base && a + n <= base + 0x4000);
     }
 }
+
+/// `pop_first` and `pop_chain::<M>` check the whole chain but keep less of it.
+#[test]
+fn a_chain_can_be_taken_keeping_fewer_buffers() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, mut dev, _) = pair(w, Notification::default());
+    let chain = [
+        Segment {
+            addr: BUS + 0x3000,
+            len: 16,
+            device_writable: false,
+        },
+        Segment {
+            addr: BUS + 0x3100,
+            len: 64,
+            device_writable: true,
+        },
+    ];
+    drv.add(&chain, 1).unwrap();
+    drv.add(&chain, 2).unwrap();
+    drv.publish().unwrap();
+    let (c, first) = dev.pop_first().unwrap().unwrap();
+    assert_eq!(
+        (first.offset, first.len, first.device_writable),
+        (0x3000, 16, false)
+    );
+    assert!(c.buffers().is_empty());
+    assert_eq!(c.writable_len(), 64);
+    dev.push_used(c, 64).unwrap();
+    let c = dev.pop_chain::<1>().unwrap().unwrap();
+    assert_eq!(c.buffers().len(), 1);
+    assert_eq!(c.writable_len(), 64);
+    assert!(
+        dev.push_used(c, 65).is_err(),
+        "still bounded by the whole chain"
+    );
+    assert_eq!(
+        drv.pop_used().unwrap().map(|u| (u.token, u.len)),
+        Some((1, 64))
+    );
+}
