@@ -9,7 +9,8 @@
 //! (d) rpmsg throughput with 496-byte payloads, copying (`send` / `copy_to`) and
 //!     zero-copy (fill the TX buffer in place / read the RX buffer in place).
 //!
-//! Reports b/a and d/c. Run with `cargo bench -p remoteproc --bench transport`;
+//! Reports b/a and d/c, each taken within one round of the five measurements
+//! (the median over rounds, with the spread). Run with `cargo bench -p remoteproc --bench transport`;
 //! `AMP_BENCH_SCALE` (default 1) multiplies the iteration counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,9 +220,15 @@ fn rpmsg_throughput(messages: u64, zero_copy: bool) -> f64 {
     (messages * PAYLOAD as u64) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
 }
 
 fn main() {
@@ -231,42 +238,42 @@ fn main() {
     }
     let k = scale();
     let runs = 5;
-    let a = median((0..runs).map(|_| ping_pong(200_000 * k)).collect());
-    let b = median((0..runs).map(|_| rpmsg_round_trip(50_000 * k)).collect());
-    let c = median((0..runs).map(|_| raw_ring(1_000_000 * k)).collect());
-    let d_copy = median(
-        (0..runs)
-            .map(|_| rpmsg_throughput(500_000 * k, false))
-            .collect(),
-    );
-    let d_zero = median(
-        (0..runs)
-            .map(|_| rpmsg_throughput(500_000 * k, true))
-            .collect(),
-    );
-    let mb = |x: f64| x / 1e6;
-    println!("transport on two pinned cores, median of {runs} runs");
-    println!(
-        "(a) cache-line ping-pong round trip      {:>10.0} ns",
-        a.as_nanos()
-    );
-    println!(
-        "(b) rpmsg round trip, 16-byte payload     {:>10.0} ns   b/a = {:.2}",
-        b.as_nanos(),
-        b.as_secs_f64() / a.as_secs_f64()
-    );
-    println!(
-        "(c) raw SPSC ring, 496-byte slots          {:>10.0} MB/s",
-        mb(c)
-    );
-    println!(
-        "(d) rpmsg 496-byte payloads, copying       {:>10.0} MB/s   d/c = {:.2}",
-        mb(d_copy),
-        d_copy / c
-    );
-    println!(
-        "(d) rpmsg 496-byte payloads, zero-copy     {:>10.0} MB/s   d/c = {:.2}",
-        mb(d_zero),
-        d_zero / c
-    );
+    // Each round measures all five side by side, and each ratio is taken within
+    // a round: where the two threads land (same core complex or not) can change
+    // between rounds on a shared or virtual machine, and a ratio across rounds
+    // would compare two different machines.
+    let (mut a, mut b, mut c, mut d_copy, mut d_zero) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        a.push(ping_pong(200_000 * k).as_secs_f64() * 1e9);
+        b.push(rpmsg_round_trip(50_000 * k).as_secs_f64() * 1e9);
+        c.push(raw_ring(1_000_000 * k) / 1e6);
+        d_copy.push(rpmsg_throughput(500_000 * k, false) / 1e6);
+        d_zero.push(rpmsg_throughput(500_000 * k, true) / 1e6);
+    }
+    let ratio =
+        |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(x, y)| x / y).collect() };
+    let (ba, dc_copy, dc_zero) = (ratio(&b, &a), ratio(&d_copy, &c), ratio(&d_zero, &c));
+    let row = |name: &str, unit: &str, v: &[f64]| {
+        let (lo, hi) = spread(v);
+        println!(
+            "{name:<42} {:>8.0} {unit:<5} ({lo:.0} .. {hi:.0})",
+            median(v.to_vec())
+        );
+    };
+    let ratio_row = |name: &str, v: &[f64]| {
+        let (lo, hi) = spread(v);
+        println!(
+            "{name:<42} {:>8.2}       ({lo:.2} .. {hi:.2})",
+            median(v.to_vec())
+        );
+    };
+    println!("transport on two pinned cores: median of {runs} rounds (min .. max)");
+    row("(a) cache-line ping-pong round trip", "ns", &a);
+    row("(b) rpmsg round trip, 16-byte payload", "ns", &b);
+    row("(c) raw SPSC ring, 496-byte slots", "MB/s", &c);
+    row("(d) rpmsg 496-byte payloads, copying", "MB/s", &d_copy);
+    row("(d) rpmsg 496-byte payloads, zero-copy", "MB/s", &d_zero);
+    ratio_row("b/a (per round)", &ba);
+    ratio_row("d/c copying (per round)", &dc_copy);
+    ratio_row("d/c zero-copy (per round)", &dc_zero);
 }

@@ -293,10 +293,12 @@ struct EndpointSlot {
     announced: bool,
 }
 
+// rpmsg uses the first buffer of a chain only, taken out once: the slots keep
+// a `Chain<0>` (8 bytes), so the guards holding them stay small to move.
 #[derive(Debug)]
 enum TxSlot {
     Host(u16),
-    Remote(Chain),
+    Remote(Chain<0>),
 }
 
 /// A TX buffer lent for filling in place. Give it back through
@@ -333,7 +335,7 @@ impl TxBuffer<'_> {
 #[derive(Debug)]
 enum RxSlot {
     Host(u16),
-    Remote(Chain),
+    Remote(Chain<0>),
 }
 
 /// A received message still in its shared buffer. Its header was copied out
@@ -817,7 +819,33 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
 
     /// Checks the link is up: brings it up if the peer became ready, notices a
     /// peer restart, and re-kicks a silent remote.
+    #[inline]
     fn ready(&mut self) -> Result<(), LinkError> {
+        // Per message: up, and the peer's epoch word still the one taken (one
+        // load); anything else goes the whole way.
+        if self.state == State::Up {
+            match (self.header, self.peer_epoch) {
+                (None, _) => return Ok(()),
+                (Some(h), Some(epoch)) => {
+                    if h.peer_epoch_word(self.side())? == epoch {
+                        return Ok(());
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        self.ready_slow()
+    }
+
+    fn side(&self) -> Side {
+        match self.config.role {
+            Role::Host => Side::Driver,
+            Role::Remote => Side::Device,
+        }
+    }
+
+    #[cold]
+    fn ready_slow(&mut self) -> Result<(), LinkError> {
         match self.state {
             State::Broken => return Err(LinkError::Broken),
             State::Waiting => {
@@ -826,11 +854,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             State::Up => {}
         }
         if let Some(h) = self.header {
-            let side = match self.config.role {
-                Role::Host => Side::Driver,
-                Role::Remote => Side::Device,
-            };
-            let now = h.peer_epoch(side).map_err(LinkError::from)?;
+            let now = h.peer_epoch(self.side()).map_err(LinkError::from)?;
             match (self.peer_epoch, now) {
                 (Some(a), Some(b)) if a != b => return Err(self.fail(LinkError::PeerRestarted)),
                 (None, Some(_)) => {
@@ -1001,12 +1025,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 let Ends::Remote { tx, .. } = &mut self.ends else {
                     return Err(LinkError::NotReady);
                 };
-                let chain = match tx.pop_available() {
+                let (chain, b) = match tx.pop_first() {
                     Ok(Some(c)) => c,
                     Ok(None) => return Ok(None),
                     Err(e) => return Err(self.fail(LinkError::Ring(e))),
                 };
-                let b = chain.buffers()[0];
                 if !b.device_writable
                     || (b.len as usize) < hdr + 1
                     || b.offset < pool_start
@@ -1042,17 +1065,29 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Err(LinkError::Usage);
         }
         self.ready()?;
+        self.commit(buffer, src, dst, len)
+    }
+
+    /// `send_buffer` once the link is known up and the buffer current.
+    fn commit(
+        &mut self,
+        buffer: TxBuffer<'a>,
+        src: u32,
+        dst: u32,
+        len: usize,
+    ) -> Result<(), LinkError> {
         if len > buffer.capacity || src == rpmsg::ADDR_ANY || dst == rpmsg::ADDR_ANY {
             self.discard_tx(buffer)?;
             return Err(LinkError::Usage);
         }
         let at = buffer.payload - rpmsg::HEADER_SIZE;
         let w = self.window;
-        w.write_u32(at + header::SRC, src)?;
-        w.write_u32(at + header::DST, dst)?;
-        w.write_u32(at + header::RESERVED, 0)?;
-        w.write_u16(at + header::LEN, len as u16)?;
-        w.write_u16(at + header::FLAGS, 0)?;
+        // The header in one copy (any alignment a remote's host gave us).
+        let mut h = [0u8; rpmsg::HEADER_SIZE];
+        h[header::SRC..header::SRC + 4].copy_from_slice(&src.to_le_bytes());
+        h[header::DST..header::DST + 4].copy_from_slice(&dst.to_le_bytes());
+        h[header::LEN..header::LEN + 2].copy_from_slice(&(len as u16).to_le_bytes());
+        w.write_bytes(at, &h)?;
         w.clean(at, rpmsg::HEADER_SIZE + len);
         let total = (rpmsg::HEADER_SIZE + len) as u32;
         let notify = match (&mut self.ends, buffer.slot) {
@@ -1113,7 +1148,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Err(LinkError::Usage);
         }
         buffer.write(0, data)?;
-        self.send_buffer(buffer, src, dst, data.len())?;
+        // `alloc_tx` just checked the link and lent this generation's buffer.
+        self.commit(buffer, src, dst, data.len())?;
         Ok(true)
     }
 
@@ -1241,9 +1277,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 Ok(None) => Ok(None),
                 Err(e) => Err((None, LinkError::Ring(e))),
             },
-            Ends::Remote { rx, .. } => match rx.pop_available() {
-                Ok(Some(chain)) => {
-                    let b = chain.buffers()[0];
+            Ends::Remote { rx, .. } => match rx.pop_first() {
+                Ok(Some((chain, b))) => {
                     if b.len < hdr || !in_pool(b.offset, b.len) {
                         Err((
                             Some(RxSlot::Remote(chain)),

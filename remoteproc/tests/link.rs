@@ -655,3 +655,72 @@ proptest! {
         }
     }
 }
+
+/// An rpmsg-lite master initialises vring 0 (its RX buffers on the avail ring)
+/// and only then pre-fills vring 1's *used* ring with its TX buffers. A polled
+/// remote can come up in between, when vring 1's used.idx is still 0. The
+/// window is built in exactly that state, by hand, as the master writes it.
+#[test]
+fn rpmsg_lite_remote_attaching_before_the_used_prefill_tracks_it() {
+    const N: u16 = 16;
+    const V1: usize = 0x8000;
+    const AVAIL: usize = 16 * N as usize;
+    const USED: usize = 0x1000;
+    const BUFS: usize = 0x10000;
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let desc = |ring: usize, i: u16, buf: usize, flags: u16| {
+        let at = ring + 16 * usize::from(i);
+        w.write_u64(at, BUS + (BUFS + buf * 512) as u64).unwrap();
+        w.write_u32(at + 8, 512).unwrap();
+        w.write_u16(at + 12, flags).unwrap();
+        w.write_u16(at + 14, 0).unwrap();
+    };
+    // Vring 0: every master RX buffer offered, device-writable, NO_INTERRUPT.
+    for i in 0..N {
+        desc(0, i, usize::from(i), 2);
+        w.write_u16(AVAIL + 4 + 2 * usize::from(i), i).unwrap();
+    }
+    w.write_u16(AVAIL, 1).unwrap();
+    w.write_u16(AVAIL + 2, N).unwrap();
+
+    // The remote polls now and comes up (vring 0 has buffers).
+    let mut r = L::new(w, lite_config(Role::Remote, N), Bell::default()).unwrap();
+    r.poll().unwrap();
+    assert!(r.is_up());
+    let ept = r.create_endpoint(Some(30)).unwrap();
+
+    // The master goes on: vring 1's used ring pre-filled with its TX buffers.
+    for i in 0..N {
+        desc(V1, i, usize::from(N + i), 0);
+        w.write_u32(V1 + USED + 4 + 8 * usize::from(i), i.into())
+            .unwrap();
+        w.write_u32(V1 + USED + 8 + 8 * usize::from(i), 512)
+            .unwrap();
+    }
+    w.write_u16(V1 + AVAIL, 1).unwrap();
+    w.write_u16(V1 + USED + 2, N).unwrap();
+
+    // It sends one message: takes used entry 0 (descriptor 0), fills its
+    // buffer, offers it on vring 1's avail ring.
+    let buf = BUFS + usize::from(N) * 512;
+    w.write_u32(buf, 1).unwrap(); // src
+    w.write_u32(buf + 4, ept.addr()).unwrap(); // dst
+    w.write_u16(buf + 12, 4).unwrap(); // len
+    w.write_bytes(buf + 16, b"ping").unwrap();
+    w.write_u32(V1 + 8, 16 + 4).unwrap(); // desc[0].len
+    w.write_u16(V1 + AVAIL + 4, 0).unwrap();
+    w.write_u16(V1 + AVAIL + 2, 1).unwrap();
+
+    assert_eq!(expect_message(&mut r), (1, ept.addr(), b"ping".to_vec()));
+    // The remote gave the buffer back as entry N, after the master's N
+    // pre-filled ones (slot N mod N = 0, which the master has consumed), so
+    // used.idx moves N -> N + 1 and not back to 1.
+    assert_eq!(w.read_u16(V1 + USED + 2).unwrap(), N + 1, "used.idx");
+    assert_eq!(w.read_u32(V1 + USED + 4).unwrap(), 0, "used[N].id");
+    assert_eq!(w.read_u32(V1 + USED + 8).unwrap(), 0, "used[N].len");
+    assert_eq!(r.stats().ring_errors, 0);
+    // And the remote's own sends still start at vring 0's used index 0.
+    assert!(r.send(ept.addr(), 1, b"pong").unwrap());
+    assert_eq!(w.read_u16(USED + 2).unwrap(), 1);
+}

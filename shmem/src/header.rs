@@ -105,6 +105,15 @@ impl<'a> WindowHeader<'a> {
         fence(Ordering::Acquire);
         Ok((epoch != 0).then_some(epoch))
     }
+
+    /// The peer's epoch word alone: one load, no magic check, no barrier. Only
+    /// for asking whether the epoch a side already took from
+    /// [`WindowHeader::peer_epoch`] still stands (a per-message check); on any
+    /// other value, ask [`WindowHeader::peer_epoch`].
+    pub fn peer_epoch_word(&self, side: Side) -> Result<u32, WindowError> {
+        self.window.invalidate(side.peer(), 4);
+        self.window.read_u32(side.peer())
+    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -447,11 +447,13 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             if !last {
                 flags |= DESC_F_NEXT;
             }
+            let next_field = if last { 0 } else { next };
             self.window.write_u64(at + desc::ADDR, s.addr)?;
-            self.window.write_u32(at + desc::LEN, s.len)?;
-            self.window.write_u16(at + desc::FLAGS, flags)?;
-            self.window
-                .write_u16(at + desc::NEXT, if last { 0 } else { next })?;
+            // `len`, `flags` and `next` (little-endian) in one store.
+            self.window.write_u64(
+                at + desc::LEN,
+                u64::from(s.len) | (u64::from(flags) << 32) | (u64::from(next_field) << 48),
+            )?;
             self.window.clean(at, DESCRIPTOR_SIZE);
             if !last {
                 i = next;
@@ -616,20 +618,26 @@ pub struct Buffer {
 
 /// A chain the device side took from the available ring. Not `Clone`: it must
 /// be returned exactly once, through [`DeviceQueue::push_used`].
+///
+/// It keeps the first `M` buffers of the chain (every buffer, up to
+/// [`MAX_CHAIN`], is checked either way). A user that only ever reads the
+/// first buffer, such as rpmsg, takes it from [`DeviceQueue::pop_first`] with
+/// a `Chain<0>`: 8 bytes, which moves around in registers.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Chain {
+pub struct Chain<const M: usize = MAX_CHAIN> {
     head: u16,
     count: u8,
-    buffers: [Buffer; MAX_CHAIN],
+    buffers: [Buffer; M],
     writable: u32,
 }
 
-impl Chain {
+impl<const M: usize> Chain<M> {
     /// Head descriptor index.
     pub fn head(&self) -> u16 {
         self.head
     }
-    /// The chain's buffers, in order; device-readable ones first.
+    /// The chain's buffers, in order, device-readable ones first: all of them,
+    /// or the first `M` of a longer chain.
     pub fn buffers(&self) -> &[Buffer] {
         &self.buffers[..usize::from(self.count)]
     }
@@ -649,6 +657,8 @@ pub struct DeviceQueue<'a> {
     /// avail.idx as last read (and checked); entries up to it are known.
     avail_seen: u16,
     used_idx: u16,
+    /// `used_idx` has been read from the ring (see [`DeviceQueue::attach`]).
+    used_known: bool,
     in_flight: u16,
     want_notifications: bool,
 }
@@ -656,7 +666,12 @@ pub struct DeviceQueue<'a> {
 impl<'a> DeviceQueue<'a> {
     /// Attaches to a ring the driver initialised. The used index is taken from
     /// the ring, not assumed 0: rpmsg-lite's master pre-fills the device's used
-    /// ring with its own TX buffers.
+    /// ring with its own TX buffers. It is read with the first offered chain,
+    /// not now: that master fills vring 0 first and pre-fills vring 1's used
+    /// ring after, so a device attaching in between would read 0 here. The
+    /// driver must finish the pre-fill before it offers a chain (rpmsg-lite
+    /// takes every buffer it offers from that used ring), and the chain's
+    /// *consume* barrier orders our read after the driver's used.idx store.
     pub fn attach(
         window: Window<'a>,
         layout: RingLayout,
@@ -670,6 +685,7 @@ impl<'a> DeviceQueue<'a> {
             last_avail: 0,
             avail_seen: 0,
             used_idx: 0,
+            used_known: false,
             in_flight: 0,
             want_notifications: true,
         };
@@ -677,10 +693,11 @@ impl<'a> DeviceQueue<'a> {
         Ok(q)
     }
 
-    /// Re-reads the ring's starting state (after the driver re-initialised it).
+    /// Forgets the ring's state (after the driver re-initialised it); the used
+    /// index is read again with the next offered chain.
     pub fn reset(&mut self) -> Result<(), RingError> {
-        self.window.invalidate(self.layout.used_idx(), 2);
-        self.used_idx = self.window.read_u16(self.layout.used_idx())?;
+        self.used_idx = 0;
+        self.used_known = false;
         self.last_avail = 0;
         self.avail_seen = 0;
         self.in_flight = 0;
@@ -703,6 +720,24 @@ impl<'a> DeviceQueue<'a> {
     /// checked (index, flags, order, address and length inside the window,
     /// length overflow, chain length, loops).
     pub fn pop_available(&mut self) -> Result<Option<Chain>, RingError> {
+        self.pop_chain()
+    }
+
+    /// [`DeviceQueue::pop_available`], keeping only the first `M` buffers
+    /// (the others are still checked).
+    pub fn pop_chain<const M: usize>(&mut self) -> Result<Option<Chain<M>>, RingError> {
+        Ok(self.pop::<M>()?.map(|(chain, _)| chain))
+    }
+
+    /// The next chain's first buffer, and the chain (keeping no buffers) to
+    /// give back through [`DeviceQueue::push_used`]. The whole chain is
+    /// checked as by [`DeviceQueue::pop_available`].
+    pub fn pop_first(&mut self) -> Result<Option<(Chain<0>, Buffer)>, RingError> {
+        self.pop::<0>()
+    }
+
+    fn pop<const M: usize>(&mut self) -> Result<Option<(Chain<M>, Buffer)>, RingError> {
+        const { assert!(M <= MAX_CHAIN) };
         let size = self.layout.size;
         // avail.idx is read (a cross-core miss) only once the entries seen with
         // its last value, checked then, are all taken.
@@ -720,9 +755,17 @@ impl<'a> DeviceQueue<'a> {
                     seen: self.last_avail,
                 });
             }
-            // Barrier *consume*: avail.idx before avail.ring[], descriptors, buffers.
+            // Barrier *consume*: avail.idx before avail.ring[], descriptors,
+            // buffers, and (first time) the driver's pre-filled used.idx.
             fence(Ordering::Acquire);
             self.avail_seen = idx;
+            if !self.used_known {
+                // Our own index from now on: any value is a valid start, as
+                // every slot it names is inside the ring.
+                self.window.invalidate(self.layout.used_idx(), 2);
+                self.used_idx = self.window.read_u16(self.layout.used_idx())?;
+                self.used_known = true;
+            }
         }
         let slot = self.layout.avail_ring(self.last_avail);
         self.window.invalidate(slot, 2);
@@ -733,24 +776,27 @@ impl<'a> DeviceQueue<'a> {
         let mut chain = Chain {
             head,
             count: 0,
-            buffers: [Buffer::default(); MAX_CHAIN],
+            buffers: [Buffer::default(); M],
             writable: 0,
         };
+        let mut first = Buffer::default();
         let mut total: u32 = 0;
         let mut writable_seen = false;
         let mut i = head;
+        let mut visited: u16 = 0;
         loop {
             // Bounded by the queue size: a chain visiting more descriptors than
             // exist must loop.
-            if usize::from(chain.count) >= MAX_CHAIN || u16::from(chain.count) >= size {
+            if usize::from(visited) >= MAX_CHAIN || visited >= size {
                 return Err(RingError::ChainTooLong);
             }
             let at = self.layout.descriptor(i);
             self.window.invalidate(at, DESCRIPTOR_SIZE);
             let addr = self.window.read_u64(at + desc::ADDR)?;
             let len = self.window.read_u32(at + desc::LEN)?;
-            let flags = self.window.read_u16(at + desc::FLAGS)?;
-            let next = self.window.read_u16(at + desc::NEXT)?;
+            // `flags` and `next` in one load (both little-endian u16s).
+            let word = self.window.read_u32(at + desc::FLAGS)?;
+            let (flags, next) = (word as u16, (word >> 16) as u16);
             if flags & DESC_F_INDIRECT != 0 {
                 return Err(RingError::Indirect);
             }
@@ -761,12 +807,19 @@ impl<'a> DeviceQueue<'a> {
             writable_seen |= writable;
             total = total.checked_add(len).ok_or(RingError::ChainLength)?;
             let offset = self.window.offset_of(addr, len.into())?;
-            chain.buffers[usize::from(chain.count)] = Buffer {
+            let buffer = Buffer {
                 offset,
                 len,
                 device_writable: writable,
             };
-            chain.count += 1;
+            if visited == 0 {
+                first = buffer;
+            }
+            if let Some(b) = chain.buffers.get_mut(usize::from(visited)) {
+                *b = buffer;
+                chain.count += 1;
+            }
+            visited += 1;
             if writable {
                 chain.writable += len;
             }
@@ -786,12 +839,16 @@ impl<'a> DeviceQueue<'a> {
                 .write_u16(self.layout.avail_event(), self.last_avail)?;
             self.window.clean(self.layout.avail_event(), 2);
         }
-        Ok(Some(chain))
+        Ok(Some((chain, first)))
     }
 
     /// Returns a chain with `written` bytes written into its writable part.
     /// Returns whether the driver should be interrupted.
-    pub fn push_used(&mut self, chain: Chain, written: u32) -> Result<bool, RingError> {
+    pub fn push_used<const M: usize>(
+        &mut self,
+        chain: Chain<M>,
+        written: u32,
+    ) -> Result<bool, RingError> {
         if written > chain.writable {
             return Err(RingError::UsedLength {
                 len: written,

@@ -24,6 +24,8 @@ use core::marker::PhantomData;
 
 #[cfg(not(loom))]
 use core::ptr::NonNull;
+#[cfg(all(not(loom), target_has_atomic = "64"))]
+use core::sync::atomic::AtomicU64;
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
 #[cfg(loom)]
@@ -516,6 +518,7 @@ impl Window<'_> {
     }
 }
 
+#[cfg(any(loom, not(target_has_atomic = "64")))]
 impl Window<'_> {
     /// Read a little-endian `u64` at an 8-byte aligned offset (two 32-bit reads:
     /// descriptor addresses are written by one side only and copied out once).
@@ -532,7 +535,33 @@ impl Window<'_> {
         self.write_u32(offset, value as u32)?;
         self.write_u32(offset + 4, (value >> 32) as u32)
     }
+}
 
+#[cfg(all(not(loom), target_has_atomic = "64"))]
+impl Window<'_> {
+    /// Read a little-endian `u64` at an 8-byte aligned offset, in one access.
+    /// A peer with 32-bit stores may write the halves separately; every user
+    /// reads such a field only after the index that publishes it (ordered by a
+    /// barrier), or treats it as an unchecked claim.
+    pub fn read_u64(&self, offset: usize) -> Result<u64, WindowError> {
+        self.check(offset, 8, 8)?;
+        // SAFETY: in bounds and 8-byte aligned (checked; the base is 8-aligned);
+        // valid for `'a`; all accesses to the region are atomic or volatile.
+        let v = unsafe { AtomicU64::from_ptr(self.at(offset).cast()) }.load(Ordering::Relaxed);
+        Ok(u64::from_le(v))
+    }
+
+    /// Write a little-endian `u64` at an 8-byte aligned offset, in one access.
+    pub fn write_u64(&self, offset: usize, value: u64) -> Result<(), WindowError> {
+        self.check(offset, 8, 8)?;
+        // SAFETY: as in `read_u64`.
+        unsafe { AtomicU64::from_ptr(self.at(offset).cast()) }
+            .store(value.to_le(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Window<'_> {
     /// Set `len` bytes at `offset` to `byte`.
     pub fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), WindowError> {
         self.check(offset, len, 1)?;

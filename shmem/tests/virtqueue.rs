@@ -254,6 +254,36 @@ fn rpmsg_lite_prefilled_used_ring_is_respected() {
     );
 }
 
+/// The device attaches before the driver pre-fills the used ring (rpmsg-lite's
+/// master fills vring 0 first, vring 1's used ring after): the used index is
+/// taken with the first offered chain, not at attach.
+#[test]
+fn used_index_prefilled_after_attach_is_respected() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let layout = RingLayout::legacy(&w, 0, 8, 0x1000).unwrap();
+    let mut drv: DriverQueue<'_, 8> = DriverQueue::new(w, layout, Notification::default()).unwrap();
+    let mut dev = DeviceQueue::attach(w, layout, Notification::default()).unwrap();
+    assert!(
+        dev.pop_available().unwrap().is_none(),
+        "nothing offered yet"
+    );
+    w.write_u16(layout.used + 2, 8).unwrap(); // pre-fill lands now
+    drv.add(
+        &[Segment {
+            addr: BUS,
+            len: 4,
+            device_writable: false,
+        }],
+        0,
+    )
+    .unwrap();
+    drv.publish().unwrap();
+    let c = dev.pop_available().unwrap().unwrap();
+    dev.push_used(c, 0).unwrap();
+    assert_eq!(w.read_u16(layout.used + 2).unwrap(), 9);
+}
+
 /// rpmsg-lite's remote gives a consumed RX buffer back with the message length
 /// as used `len`, though the buffer was device-readable only: the driver
 /// takes the chain back as "nothing written" instead of failing the ring.
@@ -505,4 +535,46 @@ fn cache_hook_sees_every_ring_access_inside_the_window() {
     for &(_, a, n) in rec.0.lock().unwrap().iter() {
         assert!(a >= base && a + n <= base + 0x4000);
     }
+}
+
+/// `pop_first` and `pop_chain::<M>` check the whole chain but keep less of it.
+#[test]
+fn a_chain_can_be_taken_keeping_fewer_buffers() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, mut dev, _) = pair(w, Notification::default());
+    let chain = [
+        Segment {
+            addr: BUS + 0x3000,
+            len: 16,
+            device_writable: false,
+        },
+        Segment {
+            addr: BUS + 0x3100,
+            len: 64,
+            device_writable: true,
+        },
+    ];
+    drv.add(&chain, 1).unwrap();
+    drv.add(&chain, 2).unwrap();
+    drv.publish().unwrap();
+    let (c, first) = dev.pop_first().unwrap().unwrap();
+    assert_eq!(
+        (first.offset, first.len, first.device_writable),
+        (0x3000, 16, false)
+    );
+    assert!(c.buffers().is_empty());
+    assert_eq!(c.writable_len(), 64);
+    dev.push_used(c, 64).unwrap();
+    let c = dev.pop_chain::<1>().unwrap().unwrap();
+    assert_eq!(c.buffers().len(), 1);
+    assert_eq!(c.writable_len(), 64);
+    assert!(
+        dev.push_used(c, 65).is_err(),
+        "still bounded by the whole chain"
+    );
+    assert_eq!(
+        drv.pop_used().unwrap().map(|u| (u.token, u.len)),
+        Some((1, 64))
+    );
 }
