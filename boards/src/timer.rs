@@ -4,6 +4,10 @@
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 use embedded_hal::delay::DelayNs;
 
+/// The EL1 virtual timer's interrupt, a PPI (INTID 27, as the Arm Base
+/// System Architecture assigns it and QEMU virt's /timer node lists it).
+pub const VIRTUAL_TIMER_PPI: u32 = 27;
+
 /// Busy-wait delays on the physical counter.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GenericTimer;

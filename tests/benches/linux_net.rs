@@ -2,7 +2,9 @@
 //! round trip and TCP echo throughput from Linux to the RTOS over the link,
 //! each the median of 5 runs, set against what the RTOS's own stack does
 //! alone on a loopback interface in the same boot (a 0-byte ICMP echo, 1 MiB
-//! of TCP echo). Run with `cargo xtask bench`, which builds the images.
+//! of TCP echo), and against Linux pinging its own loopback interface (what
+//! a ping costs Linux itself under TCG). Run with `cargo xtask bench`, which
+//! builds the images.
 //!
 //! Not a test: it asserts nothing about time, it reports.
 
@@ -39,7 +41,8 @@ fn main() {
     );
     let machine = Machine::new(Board::by_name("qemu-virt").unwrap(), &firmware, None);
     let command = format!(
-        "for i in $(seq {RUNS}); do ping -q -c {PINGS} -i 0.2 10.77.0.2; done; \
+        "for i in $(seq {RUNS}); do ping -c {PINGS} -i 0.2 127.0.0.1; done; \
+         for i in $(seq {RUNS}); do ping -c {PINGS} -i 0.2 10.77.0.2; done; \
          for i in $(seq {RUNS}); do avps-bridge echo; done; echo {DONE}\n"
     );
     eprintln!(
@@ -62,19 +65,21 @@ fn main() {
         eprintln!("bench: the run did not finish:\n{t}");
         std::process::exit(1);
     }
-    let pings: Vec<f64> = t
-        .lines
-        .iter()
-        .filter_map(|l| {
-            // round-trip min/avg/max = 0.891/5.099/39.256 ms
-            let avg = l
-                .split("round-trip min/avg/max = ")
-                .nth(1)?
-                .split('/')
-                .nth(1)?;
-            avg.parse().ok()
-        })
-        .collect();
+    // Each ping run: the median of its round trips, in ms.
+    let ping_runs = |target: &str| -> Vec<f64> {
+        let mut runs = Vec::new();
+        let mut times = Vec::new();
+        for l in &t.lines {
+            if l.contains(&format!("bytes from {target}:")) {
+                times.extend(number_after(l, "time=", &[' ']));
+            } else if l.contains(&format!("--- {target} ping statistics")) {
+                runs.extend(median(std::mem::take(&mut times)));
+            }
+        }
+        runs
+    };
+    let pings = ping_runs("10.77.0.2");
+    let local_pings = ping_runs("127.0.0.1");
     let echoes: Vec<f64> = t
         .lines
         .iter()
@@ -93,8 +98,9 @@ fn main() {
         .iter()
         .filter_map(|l| number_after(l, "(loopback): ", &[' ']).filter(|_| l.contains("TCP echo")))
         .next();
-    let (Some(ping_ms), Some(echo_kib), Some(loop_ns), Some(loop_kib)) = (
+    let (Some(ping_ms), Some(local_ms), Some(echo_kib), Some(loop_ns), Some(loop_kib)) = (
         median(pings.clone()),
+        median(local_pings.clone()),
         median(echoes.clone()),
         loop_echo_ns,
         loop_tcp,
@@ -105,15 +111,19 @@ fn main() {
     let ping_us = ping_ms * 1000.0;
     let loop_us = loop_ns / 1000.0;
     println!("network device, Linux -> RTOS over the link, QEMU virt TCG ({RUNS} runs each):");
-    println!("  ping round trip (avg of {PINGS}, 56-byte payload), per run: {pings:?} ms");
+    println!("  ping round trip (median of {PINGS}, 56-byte payload), per run: {pings:?} ms");
     println!("  TCP echo of 1 MiB, per run: {echoes:?} KiB/s each way");
     println!("the RTOS's stack alone, loopback interface, same boot:");
     println!("  0-byte ICMP echo round trip: {loop_us:.1} us (median of 5 x 1000)");
     println!("  TCP echo of 1 MiB: {loop_kib:.0} KiB/s (median of 5)");
+    println!("Linux alone, same boot:");
+    println!("  ping 127.0.0.1 (median of {PINGS}), per run: {local_pings:?} ms");
     println!("medians and ratios:");
     println!(
-        "  ping {ping_us:.0} us = {:.0} x the stack-alone round trip",
-        ping_us / loop_us
+        "  ping {ping_us:.0} us = {:.0} x the RTOS stack-alone round trip, {:.1} x Linux's own loopback ping ({:.0} us)",
+        ping_us / loop_us,
+        ping_ms / local_ms,
+        local_ms * 1000.0
     );
     println!(
         "  TCP echo {echo_kib:.1} KiB/s = {:.3} of the stack-alone throughput",

@@ -108,6 +108,7 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts
 mount -t devpts devpts /dev/pts
 echo \"linux partition: $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTotal /proc/meminfo)\"
+ip link set lo up
 insmod /lib/modules/tun.ko
 /bin/avps-bridge &
 sleep 1

@@ -44,6 +44,9 @@ const TABLE_OFFSET: usize = 0;
 const EPOCH_OFFSET: usize = 0x800;
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// How long the bridge keeps polling its links after the last message
+/// before it sleeps in millisecond ticks.
+const SPIN: std::time::Duration = std::time::Duration::from_millis(2);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
@@ -275,7 +278,7 @@ fn main() {
         }
     }
     let mut buf = [0u8; 496];
-    let mut idle = 0u32;
+    let mut last_busy = std::time::Instant::now();
     while !STOP.load(Ordering::Relaxed) {
         let mut busy = false;
         for s in &mut served {
@@ -344,16 +347,15 @@ fn main() {
             }
         }
         if busy {
-            idle = 0;
-        } else {
+            last_busy = std::time::Instant::now();
+        } else if last_busy.elapsed() > SPIN {
             // Back off to a millisecond tick when nothing happens; a frame
             // from Linux ends the wait at once.
-            idle = idle.saturating_add(1);
-            if idle > 1000 {
-                wait_for_frames(&served, 1);
-            } else {
-                std::hint::spin_loop();
-            }
+            wait_for_frames(&served, 1);
+        } else {
+            // The peer answers in microseconds: an answer to what just went
+            // out is seen here, not a tick later.
+            std::hint::spin_loop();
         }
     }
     for s in &served {

@@ -32,6 +32,9 @@ pub(crate) const PERIOD: u32 = 1;
 /// How often the RTOS checks that its SPIs are still set up.
 pub(crate) const CHECK_MS: u64 = 10;
 static RTC: AtomicUsize = AtomicUsize::new(0);
+/// The redistributor region, for the second core to find its own.
+static GICR: AtomicUsize = AtomicUsize::new(0);
+static GICR_SIZE: AtomicUsize = AtomicUsize::new(0);
 static RTC_SPI: AtomicU32 = AtomicU32::new(0);
 /// The second the next alarm is set for.
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -119,6 +122,7 @@ impl Interrupts {
             core::arch::asm!("msr vbar_el1, {}", "isb", in(reg) &raw const rtos_vectors);
         }
         rd.wake();
+        rd.enable_private(boards::timer::VIRTUAL_TIMER_PPI);
         let doorbell = tree.links().find_map(|l| l.sgi.filter(|s| *s < 16));
         if let Some(sgi) = doorbell {
             DOORBELL_SGI.store(sgi, Ordering::Relaxed);
@@ -129,6 +133,8 @@ impl Interrupts {
             return Err("the RTC's interrupt is not an SPI of this GIC");
         }
         RTC.store(rtc_base, Ordering::Relaxed);
+        GICR.store(gicr.base as usize, Ordering::Relaxed);
+        GICR_SIZE.store(gicr.size as usize, Ordering::Relaxed);
         RTC_SPI.store(rtc_spi, Ordering::Relaxed);
         // SAFETY: our device tree gives this PL031 to this partition alone.
         let rtc = unsafe { Pl031::at(rtc_base) };
@@ -139,6 +145,8 @@ impl Interrupts {
         rtc.set_alarm(now);
         if doorbell.is_some() {
             DOORBELL_TARGET.store(me, Ordering::Release);
+            // Wake the second core from its WFE.
+            aarch64_cpu::asm::sev();
         }
         // SAFETY: the handler and its vectors are in place; unmask IRQs.
         unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
@@ -154,6 +162,19 @@ impl Interrupts {
     /// The RTC's interrupt ID.
     pub(crate) fn rtc_spi(&self) -> u32 {
         self.rtc_spi
+    }
+
+    /// Sleeps (WFI) until an interrupt, or `micros` from now at the latest:
+    /// a polling loop with nothing to do gives its host CPU back (under QEMU,
+    /// to the other partitions' virtual CPUs).
+    pub(crate) fn nap(&self, micros: u64) {
+        use aarch64_cpu::registers::{Writeable, CNTV_CTL_EL0, CNTV_TVAL_EL0};
+        let ticks = boards::timer::GenericTimer.frequency() * micros / 1_000_000;
+        CNTV_TVAL_EL0.set(ticks.max(1));
+        CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
+        aarch64_cpu::asm::wfi();
+        // The handler stopped the timer if it fired; stop it if it did not.
+        CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR);
     }
 
     /// Puts back our SPI's set-up if another OS undid it; says what it found.
@@ -204,6 +225,10 @@ extern "C" fn rtos_irq() {
         }
         if intid == RTC_SPI.load(Ordering::Relaxed) {
             alarm();
+        } else if intid == boards::timer::VIRTUAL_TIMER_PPI {
+            // A nap's end: stop the timer, whose interrupt is a level.
+            use aarch64_cpu::registers::{Writeable, CNTV_CTL_EL0};
+            CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR);
         } else if intid == DOORBELL_SGI.load(Ordering::Relaxed) {
             DOORBELLS.fetch_add(1, Ordering::Relaxed);
         }
@@ -212,34 +237,57 @@ extern "C" fn rtos_irq() {
 }
 
 /// The second core's work: once the first core takes its doorbell, ring it
-/// every 100 ms. Never returns.
-pub(crate) fn ring_doorbells() -> ! {
-    use embedded_hal::delay::DelayNs;
-    let mut timer = boards::timer::GenericTimer;
+/// every 100 ms, sleeping in WFI on its virtual timer in between (a busy
+/// wait would take a host CPU from the other partitions under QEMU). Never
+/// returns.
+pub(crate) fn ring_doorbells(me: u64) -> ! {
+    use aarch64_cpu::registers::{Writeable, CNTV_CTL_EL0, CNTV_TVAL_EL0};
     let target = loop {
         match DOORBELL_TARGET.load(Ordering::Acquire) {
-            NOBODY => timer.delay_ms(10),
+            NOBODY => aarch64_cpu::asm::wfe(),
             t => break t,
         }
     };
-    cpu::enable();
     let sgi = DOORBELL_SGI.load(Ordering::Relaxed);
     // MPIDR affinity: Aff0 [7:0], Aff1 [15:8], Aff2 [23:16], Aff3 [39:32].
     let aff = |shift: u64| (target >> shift) as u8;
-    let Some(mut doorbell) = Gicv3Sgi::new(
+    let doorbell = Gicv3Sgi::new(
         SystemSgiRegister,
         sgi as u8,
         aff(32),
         aff(16),
         aff(8),
         1 << (aff(0) % 16),
-    ) else {
+    );
+    // SAFETY: the region the first core found in our device tree; only this
+    // core's redistributor is written.
+    let rd = unsafe {
+        Gicv3Redistributor::find(
+            GICR.load(Ordering::Relaxed),
+            GICR_SIZE.load(Ordering::Relaxed),
+            me,
+        )
+    };
+    let (Some(mut doorbell), Some(rd)) = (doorbell, rd) else {
         loop {
-            timer.delay_ms(1000);
+            aarch64_cpu::asm::wfe();
         }
     };
+    rd.wake();
+    rd.enable_private(boards::timer::VIRTUAL_TIMER_PPI);
+    cpu::enable();
+    let period = boards::timer::GenericTimer.frequency() / 10;
     loop {
         doorbell.ring(0);
-        timer.delay_ms(100);
+        CNTV_TVAL_EL0.set(period);
+        CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
+        // IRQs stay masked on this core: WFI wakes on the pending timer
+        // interrupt, which is taken here by hand.
+        aarch64_cpu::asm::wfi();
+        let intid = cpu::acknowledge();
+        CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR);
+        if intid < cpu::SPURIOUS {
+            cpu::end(intid);
+        }
     }
 }

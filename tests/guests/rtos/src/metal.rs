@@ -255,7 +255,7 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
 #[no_mangle]
 extern "C" fn rtos_secondary() -> ! {
     CORES_UP.fetch_add(1, Ordering::Release);
-    crate::irq::ring_doorbells()
+    crate::irq::ring_doorbells(own_mpidr())
 }
 
 /// A small xorshift for message contents.
@@ -270,8 +270,13 @@ fn checksum(bytes: &[u8]) -> u32 {
     partitioner::planfile::crc32(bytes)
 }
 
-/// Work loops between two "alive" lines of a partition without a UART.
-const ALIVE_EVERY: u32 = 1 << 20;
+/// Passes with nothing moving on any link before the partition naps, and how
+/// long a nap lasts at most (an interrupt ends it sooner).
+const IDLE_BEFORE_NAP: u32 = 64;
+const NAP_MICROS: u64 = 200;
+
+/// Seconds between two "alive" lines of a partition without a UART.
+const ALIVE_EVERY_S: u64 = 2;
 
 /// The word that ends a partition's last console line: everything it and the
 /// partitions behind it had to do is done.
@@ -294,6 +299,8 @@ struct Side<'w> {
     peer_net: Option<u32>,
     /// The link came up: measure the stack alone and log it.
     measure: bool,
+    /// Echo connections whose end was logged.
+    closed_logged: u64,
     announced: bool,
     peer_console: Option<u32>,
     peer_test: Option<u32>,
@@ -351,6 +358,7 @@ impl<'w> Side<'w> {
             net,
             peer_net: None,
             measure: false,
+            closed_logged: 0,
             announced: false,
             peer_console: None,
             peer_test: None,
@@ -431,6 +439,9 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
     let check_every = boards::timer::GenericTimer.frequency() * crate::irq::CHECK_MS / 1000;
     let mut last_check = ticks();
     let mut alarms_logged = 0;
+    let (mut last_moved, mut idle) = (0u64, 0u32);
+    let alive_every = boards::timer::GenericTimer.frequency() * ALIVE_EVERY_S;
+    let (mut last_alive, mut alives) = (ticks(), 0u32);
     loop {
         if let Some(irqs) = irqs {
             if ticks().wrapping_sub(last_check) >= check_every {
@@ -475,14 +486,37 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
                     .write_u32(HEARTBEAT_OFFSET as usize, beats / 1024);
             }
         }
-        for side in sides.iter_mut().filter(|s| s.measure) {
-            side.measure = false;
-            measure_stack(log);
+        for side in sides.iter_mut() {
+            if side.measure {
+                side.measure = false;
+                measure_stack(log);
+            }
+            // Each finished echo connection: what the network device did.
+            if let Some((_, stack)) = &side.net {
+                let st = stack.stats;
+                if st.closed != side.closed_logged {
+                    side.closed_logged = st.closed;
+                    let _ = uwriteln!(
+                        log,
+                        "net: {} echo connections done; frames in {}, out {}, overruns {}, not frames {}",
+                        st.closed,
+                        st.frames_in,
+                        st.frames_out,
+                        st.overruns,
+                        st.bad_frames
+                    );
+                }
+            }
         }
         // A partition without a UART also says it is alive on its console now
         // and then, so a reader that comes (or comes back) later sees it.
-        if log.console.is_none() && beats % ALIVE_EVERY == 0 && log.pending.len() < 8 {
-            let _ = uwriteln!(log, "alive {}", beats / ALIVE_EVERY);
+        if log.console.is_none()
+            && ticks().wrapping_sub(last_alive) >= alive_every
+            && log.pending.len() < 8
+        {
+            last_alive = ticks();
+            alives += 1;
+            let _ = uwriteln!(log, "alive {}", alives);
         }
         // Our log lines go up the link whose console the peer implements.
         if let Some(up) = sides.iter_mut().find(|s| !s.console_sink) {
@@ -605,6 +639,21 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
         }
         if finished && log.pending.is_empty() {
             return errors == 0;
+        }
+        // Nothing moved on any link for a while: sleep a little, where this
+        // partition takes interrupts.
+        let moved: u64 = sides
+            .iter()
+            .map(|s| s.link.stats().sent + s.link.stats().received)
+            .sum();
+        if moved != last_moved {
+            last_moved = moved;
+            idle = 0;
+        } else {
+            idle += 1;
+            if let (Some(irqs), true) = (irqs, idle >= IDLE_BEFORE_NAP) {
+                irqs.nap(NAP_MICROS);
+            }
         }
     }
 }

@@ -134,6 +134,8 @@ pub(crate) struct NetStats {
     /// Messages that were not frames (bad header or length).
     pub(crate) bad_frames: u64,
     pub(crate) connections: u64,
+    /// Echo connections that ended.
+    pub(crate) closed: u64,
 }
 
 /// The provider's network stack on one link.
@@ -168,7 +170,7 @@ impl NetStack {
         let echo = core::array::from_fn(|_| {
             let rx = tcp::SocketBuffer::new(leak(0u8, ECHO_BUFFER));
             let tx = tcp::SocketBuffer::new(leak(0u8, ECHO_BUFFER));
-            sockets.add(tcp::Socket::new(rx, tx))
+            sockets.add(echo_socket(rx, tx))
         });
         NetStack {
             iface,
@@ -243,11 +245,24 @@ impl NetStack {
             if s.is_active() && !self.was_active[i] {
                 self.stats.connections += 1;
             }
+            if !s.is_active() && self.was_active[i] {
+                self.stats.closed += 1;
+            }
             self.was_active[i] = s.is_active();
             moved |= echo(s, self.scratch);
         }
         moved
     }
+}
+
+/// A socket for an echo service. An echo answers in the small pieces it
+/// receives: with Nagle's algorithm and delayed ACKs on both ends, each
+/// piece would wait for the other end's delayed ACK.
+fn echo_socket<'a>(rx: tcp::SocketBuffer<'a>, tx: tcp::SocketBuffer<'a>) -> tcp::Socket<'a> {
+    let mut s = tcp::Socket::new(rx, tx);
+    s.set_nagle_enabled(false);
+    s.set_ack_delay(None);
+    s
 }
 
 /// One step of a TCP echo server socket: listens again once closed, moves
@@ -301,7 +316,7 @@ impl TcpLoopback {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(me), 8));
         });
         let [a, b, c, d, scratch] = &mut self.buffers;
-        let server = tcp::Socket::new(
+        let server = echo_socket(
             tcp::SocketBuffer::new(&mut a[..]),
             tcp::SocketBuffer::new(&mut b[..]),
         );
