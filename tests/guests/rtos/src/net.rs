@@ -308,13 +308,7 @@ impl TcpLoopback {
     /// Sends `bytes` through the echo service and checks them back; the
     /// clock ticks it took, or None if the bytes differ or it stalls.
     pub(crate) fn run(&mut self, bytes: usize, clock: impl Fn() -> (Instant, u64)) -> Option<u64> {
-        let mut dev = Frames::new(Medium::Ip, true);
-        let (now, _) = clock();
-        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
-        let me = ipv4(net::PROVIDER_IP);
-        iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(me), 8));
-        });
+        let (mut dev, mut iface, me) = loopback(&clock);
         let [a, b, c, d, scratch] = &mut self.buffers;
         let server = echo_socket(
             tcp::SocketBuffer::new(&mut a[..]),
@@ -374,10 +368,8 @@ impl TcpLoopback {
     }
 }
 
-/// Times `rounds` ICMP echo round trips with a 0-byte payload through a
-/// smoltcp interface looped back on itself: the stack's own cost, with no
-/// link. Returns the clock ticks the rounds took, or None if one was lost.
-pub(crate) fn loopback_echo(rounds: u32, clock: impl Fn() -> (Instant, u64)) -> Option<u64> {
+/// A loopback device and an interface on it with the provider's address.
+fn loopback(clock: &impl Fn() -> (Instant, u64)) -> (Frames, Interface, Ipv4Address) {
     let mut dev = Frames::new(Medium::Ip, true);
     let (now, _) = clock();
     let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
@@ -385,6 +377,14 @@ pub(crate) fn loopback_echo(rounds: u32, clock: impl Fn() -> (Instant, u64)) -> 
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(me), 8));
     });
+    (dev, iface, me)
+}
+
+/// Times `rounds` ICMP echo round trips with a 0-byte payload through a
+/// smoltcp interface looped back on itself: the stack's own cost, with no
+/// link. Returns the clock ticks the rounds took, or None if one was lost.
+pub(crate) fn loopback_echo(rounds: u32, clock: impl Fn() -> (Instant, u64)) -> Option<u64> {
+    let (mut dev, mut iface, me) = loopback(&clock);
     let mut storage = [SocketStorage::EMPTY];
     let mut sockets = SocketSet::new(&mut storage[..]);
     let mut rx_meta = [icmp::PacketMetadata::EMPTY; 2];

@@ -54,71 +54,51 @@ rtos_vectors:
 
 // Saves what a call may clobber (x0-x18, x29, x30, all of v0-v31 with
 // FPCR/FPSR: the interrupted code may use any vector register's upper half),
-// handles the interrupts, and returns to the interrupted code.
+// handles the interrupts, and returns to the interrupted code. `frame stp`
+// saves the registers, `frame ldp` restores them (x0 last; FPCR/FPSR apart).
+.macro frame op
+    \op     x2, x3, [sp, #16]
+    \op     x4, x5, [sp, #32]
+    \op     x6, x7, [sp, #48]
+    \op     x8, x9, [sp, #64]
+    \op     x10, x11, [sp, #80]
+    \op     x12, x13, [sp, #96]
+    \op     x14, x15, [sp, #112]
+    \op     x16, x17, [sp, #128]
+    \op     x18, x29, [sp, #144]
+    add     x0, sp, #192
+    \op     q0, q1, [x0, #0]
+    \op     q2, q3, [x0, #32]
+    \op     q4, q5, [x0, #64]
+    \op     q6, q7, [x0, #96]
+    \op     q8, q9, [x0, #128]
+    \op     q10, q11, [x0, #160]
+    \op     q12, q13, [x0, #192]
+    \op     q14, q15, [x0, #224]
+    \op     q16, q17, [x0, #256]
+    \op     q18, q19, [x0, #288]
+    \op     q20, q21, [x0, #320]
+    \op     q22, q23, [x0, #352]
+    \op     q24, q25, [x0, #384]
+    \op     q26, q27, [x0, #416]
+    \op     q28, q29, [x0, #448]
+    \op     q30, q31, [x0, #480]
+.endm
+
 irq_entry:
     sub     sp, sp, #(24 * 8 + 32 * 16)
     stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x29, [sp, #144]
+    frame   stp
     mrs     x0, fpcr
     mrs     x1, fpsr
     stp     x30, x0, [sp, #160]
     str     x1, [sp, #176]
-    add     x0, sp, #192
-    stp     q0, q1, [x0, #0]
-    stp     q2, q3, [x0, #32]
-    stp     q4, q5, [x0, #64]
-    stp     q6, q7, [x0, #96]
-    stp     q8, q9, [x0, #128]
-    stp     q10, q11, [x0, #160]
-    stp     q12, q13, [x0, #192]
-    stp     q14, q15, [x0, #224]
-    stp     q16, q17, [x0, #256]
-    stp     q18, q19, [x0, #288]
-    stp     q20, q21, [x0, #320]
-    stp     q22, q23, [x0, #352]
-    stp     q24, q25, [x0, #384]
-    stp     q26, q27, [x0, #416]
-    stp     q28, q29, [x0, #448]
-    stp     q30, q31, [x0, #480]
     bl      rtos_irq
-    add     x0, sp, #192
-    ldp     q0, q1, [x0, #0]
-    ldp     q2, q3, [x0, #32]
-    ldp     q4, q5, [x0, #64]
-    ldp     q6, q7, [x0, #96]
-    ldp     q8, q9, [x0, #128]
-    ldp     q10, q11, [x0, #160]
-    ldp     q12, q13, [x0, #192]
-    ldp     q14, q15, [x0, #224]
-    ldp     q16, q17, [x0, #256]
-    ldp     q18, q19, [x0, #288]
-    ldp     q20, q21, [x0, #320]
-    ldp     q22, q23, [x0, #352]
-    ldp     q24, q25, [x0, #384]
-    ldp     q26, q27, [x0, #416]
-    ldp     q28, q29, [x0, #448]
-    ldp     q30, q31, [x0, #480]
     ldp     x30, x0, [sp, #160]
     ldr     x1, [sp, #176]
     msr     fpcr, x0
     msr     fpsr, x1
+    frame   ldp
     ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x29, [sp, #144]
     add     sp, sp, #(24 * 8 + 32 * 16)
     eret
