@@ -8,11 +8,14 @@
 //! - Console (virtio ID 3): one rpmsg message per line of the provider's
 //!   output, without the line end. An empty message is a hello (the user side
 //!   says where to send).
-//! - Network (virtio ID 1): one rpmsg message per Ethernet frame, after a
-//!   12-byte `virtio_net_hdr_v1` (VIRTIO 1.x §5.1.6). No offload features are
-//!   negotiated, so every header field is zero; a frame whose header says
-//!   otherwise is dropped and counted. A frame must fit one 512-byte rpmsg
-//!   buffer, which gives an MTU of [`net::MTU`] bytes.
+//! - Network (virtio ID 1): Ethernet frames, each after a 12-byte
+//!   `virtio_net_hdr_v1` (VIRTIO 1.x §5.1.6). No offload is negotiated, so
+//!   every header field but `num_buffers` is zero; a frame whose header says
+//!   otherwise is dropped and counted. A frame larger than one rpmsg payload
+//!   continues in the messages after it, as with `VIRTIO_NET_F_MRG_RXBUF`:
+//!   `num_buffers` counts the messages (header included) and the ones after
+//!   the first carry only frame bytes. Every message but a frame's last is
+//!   full (496 bytes), so a 1514-byte frame (MTU 1500) takes 4 messages.
 
 use crate::rpmsg::MAX_PAYLOAD;
 
@@ -35,12 +38,16 @@ pub mod net {
     /// `virtio_net_hdr_v1`: flags, gso_type (u8 each), hdr_len, gso_size,
     /// csum_start, csum_offset, num_buffers (le16 each).
     pub const HEADER_LEN: usize = 12;
+    /// Where `num_buffers` sits in the header.
+    const NUM_BUFFERS: usize = 10;
     /// An Ethernet header: destination, source, EtherType.
     pub const ETHERNET_HEADER_LEN: usize = 14;
-    /// The largest frame (Ethernet header included) one message carries.
-    pub const MAX_FRAME: usize = MAX_PAYLOAD - HEADER_LEN;
     /// The IP MTU of the interface on both sides.
-    pub const MTU: usize = MAX_FRAME - ETHERNET_HEADER_LEN;
+    pub const MTU: usize = 1500;
+    /// The largest frame (Ethernet header included, no FCS).
+    pub const MAX_FRAME: usize = MTU + ETHERNET_HEADER_LEN;
+    /// Messages the largest frame takes.
+    pub const MAX_MESSAGES: usize = (HEADER_LEN + MAX_FRAME).div_ceil(MAX_PAYLOAD);
     /// The provider's (the RTOS's) IPv4 address on a link's network.
     pub const PROVIDER_IP: [u8; 4] = [10, 77, 0, 2];
     /// The user's (Linux's) IPv4 address on a link's network.
@@ -54,75 +61,294 @@ pub mod net {
     /// The provider's TCP echo service.
     pub const ECHO_PORT: u16 = 7;
 
-    /// Why a received message is not a frame.
+    /// Why received messages are not a frame.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum FrameError {
         /// Shorter than the header plus an Ethernet header.
         TooShort,
-        /// Longer than [`MAX_FRAME`] after the header.
+        /// Longer than [`MAX_FRAME`], or in more messages than it may take.
         TooLong,
         /// A header field asks for an offload that was never negotiated.
         Offload,
+        /// A continuation message that is empty or overfull.
+        BadContinuation,
     }
 
-    /// Writes the (all-zero) header in front of a frame of `frame.len()`
-    /// bytes into `out`; returns the message length.
-    pub fn encode(frame: &[u8], out: &mut [u8]) -> Option<usize> {
-        let n = HEADER_LEN + frame.len();
-        if frame.len() > MAX_FRAME || out.len() < n {
-            return None;
-        }
-        out[..HEADER_LEN].fill(0);
-        out[HEADER_LEN..n].copy_from_slice(frame);
-        Some(n)
+    /// One frame on its way out, cut into the messages that carry it, as
+    /// the ring takes them: a message the ring had no room for is kept and
+    /// offered again.
+    #[derive(Debug)]
+    pub struct Outgoing {
+        frame: [u8; MAX_FRAME],
+        len: usize,
+        /// Frame bytes already put in messages.
+        done: usize,
+        /// Messages put together so far, and how many the frame takes.
+        made: usize,
+        total: usize,
+        message: [u8; MAX_PAYLOAD],
+        /// The length of the message waiting in `message`.
+        waiting: Option<usize>,
     }
 
-    /// The frame inside a received message, after checking its header.
-    pub fn decode(message: &[u8]) -> Result<&[u8], FrameError> {
-        if message.len() < HEADER_LEN + ETHERNET_HEADER_LEN {
-            return Err(FrameError::TooShort);
+    impl Default for Outgoing {
+        fn default() -> Self {
+            Self::new()
         }
-        let (header, frame) = message.split_at(HEADER_LEN);
-        if frame.len() > MAX_FRAME {
-            return Err(FrameError::TooLong);
+    }
+
+    impl Outgoing {
+        /// Nothing under way.
+        pub const fn new() -> Self {
+            Outgoing {
+                frame: [0; MAX_FRAME],
+                len: 0,
+                done: 0,
+                made: 0,
+                total: 0,
+                message: [0; MAX_PAYLOAD],
+                waiting: None,
+            }
         }
-        // num_buffers (the last field) is only meaningful with
-        // VIRTIO_NET_F_MRG_RXBUF; a legacy sender may leave 1 there.
-        if header[..HEADER_LEN - 2].iter().any(|b| *b != 0) {
-            return Err(FrameError::Offload);
+
+        /// No frame under way: [`Self::load`] may take the next.
+        pub fn is_idle(&self) -> bool {
+            self.waiting.is_none() && self.made == self.total
         }
-        Ok(frame)
+
+        /// Drops a frame under way (the link was reset).
+        pub fn clear(&mut self) {
+            self.waiting = None;
+            self.made = 0;
+            self.total = 0;
+        }
+
+        /// Starts on `frame`; false (nothing taken) if it is longer than
+        /// [`MAX_FRAME`] or a frame is still under way.
+        pub fn load(&mut self, frame: &[u8]) -> bool {
+            if frame.len() > MAX_FRAME || !self.is_idle() {
+                return false;
+            }
+            self.frame[..frame.len()].copy_from_slice(frame);
+            self.len = frame.len();
+            self.done = 0;
+            self.made = 0;
+            self.total = (HEADER_LEN + frame.len()).div_ceil(MAX_PAYLOAD);
+            true
+        }
+
+        /// Offers the frame's messages to `send` in order until it refuses
+        /// one (false: no room) or all went; true once the frame is out.
+        pub fn pump(&mut self, mut send: impl FnMut(&[u8]) -> bool) -> bool {
+            loop {
+                if self.waiting.is_none() {
+                    if self.made == self.total {
+                        return true;
+                    }
+                    self.waiting = Some(self.make());
+                }
+                let Some(n) = self.waiting else { continue };
+                if !send(&self.message[..n]) {
+                    return false;
+                }
+                self.waiting = None;
+            }
+        }
+
+        fn make(&mut self) -> usize {
+            let at = if self.made == 0 {
+                self.message[..HEADER_LEN].fill(0);
+                self.message[NUM_BUFFERS..HEADER_LEN]
+                    .copy_from_slice(&(self.total as u16).to_le_bytes());
+                HEADER_LEN
+            } else {
+                0
+            };
+            let n = (MAX_PAYLOAD - at).min(self.len - self.done);
+            self.message[at..at + n].copy_from_slice(&self.frame[self.done..self.done + n]);
+            self.done += n;
+            self.made += 1;
+            at + n
+        }
+    }
+
+    /// Puts frames back together from the messages that carry them. A
+    /// message that breaks the rules drops the frame under way and is
+    /// counted by the caller; the next header message starts afresh.
+    #[derive(Debug)]
+    pub struct Reassembly {
+        frame: [u8; MAX_FRAME],
+        len: usize,
+        /// Messages still to come for the frame under way.
+        awaited: usize,
+    }
+
+    impl Default for Reassembly {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Reassembly {
+        /// Nothing under way.
+        pub const fn new() -> Self {
+            Reassembly {
+                frame: [0; MAX_FRAME],
+                len: 0,
+                awaited: 0,
+            }
+        }
+
+        /// Forgets a frame under way (the link was reset).
+        pub fn clear(&mut self) {
+            self.len = 0;
+            self.awaited = 0;
+        }
+
+        /// Takes one message; a whole frame once its last message is in.
+        pub fn push(&mut self, message: &[u8]) -> Result<Option<&[u8]>, FrameError> {
+            if self.awaited == 0 {
+                if message.len() < HEADER_LEN {
+                    return Err(FrameError::TooShort);
+                }
+                let (header, bytes) = message.split_at(HEADER_LEN);
+                if header[..NUM_BUFFERS].iter().any(|b| *b != 0) {
+                    return Err(FrameError::Offload);
+                }
+                // A sender without merged buffers may leave 0 here.
+                let total = usize::from(u16::from_le_bytes([header[10], header[11]])).max(1);
+                if total > MAX_MESSAGES {
+                    return Err(FrameError::TooLong);
+                }
+                self.len = 0;
+                self.awaited = total;
+                self.append(bytes)?;
+            } else {
+                if message.is_empty() {
+                    self.clear();
+                    return Err(FrameError::BadContinuation);
+                }
+                self.append(message)?;
+            }
+            self.awaited -= 1;
+            if self.awaited > 0 {
+                return Ok(None);
+            }
+            if self.len < ETHERNET_HEADER_LEN {
+                return Err(FrameError::TooShort);
+            }
+            Ok(Some(&self.frame[..self.len]))
+        }
+
+        fn append(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+            let Some(room) = self.frame.get_mut(self.len..self.len + bytes.len()) else {
+                self.clear();
+                return Err(FrameError::TooLong);
+            };
+            room.copy_from_slice(bytes);
+            self.len += bytes.len();
+            Ok(())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::net;
+    use super::net::{self, FrameError, Outgoing, Reassembly};
 
-    #[test]
-    fn a_full_size_frame_fills_one_rpmsg_buffer() {
-        // Facts: rpmsg buffers are 512 bytes with a 16-byte header (Linux
-        // virtio_rpmsg_bus.c, MAX_RPMSG_BUF_SIZE and struct rpmsg_hdr);
-        // virtio_net_hdr_v1 is 12 bytes (VIRTIO 1.x §5.1.6).
-        assert_eq!(net::MAX_FRAME, 484);
-        assert_eq!(net::MTU, 470);
-        let frame = [0xa5u8; net::MAX_FRAME];
-        let mut msg = [0xffu8; 496];
-        assert_eq!(net::encode(&frame, &mut msg), Some(496));
-        assert_eq!(net::decode(&msg), Ok(&frame[..]));
-        assert_eq!(net::encode(&[0; net::MAX_FRAME + 1], &mut [0; 600]), None);
+    fn messages(frame: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Outgoing::new();
+        assert!(out.load(frame));
+        let mut msgs = Vec::new();
+        assert!(out.pump(|m| {
+            msgs.push(m.to_vec());
+            true
+        }));
+        assert!(out.is_idle());
+        msgs
     }
 
     #[test]
-    fn headers_asking_for_offloads_and_runts_are_refused() {
+    fn a_full_ring_keeps_the_message_it_refused() {
+        let frame: Vec<u8> = (0..1200).map(|i| i as u8).collect();
+        let mut out = Outgoing::new();
+        assert!(out.load(&frame));
+        let mut msgs: Vec<Vec<u8>> = Vec::new();
+        // Room for one message at a time.
+        let mut room = 1;
+        while !out.pump(|m| {
+            if room == 0 {
+                return false;
+            }
+            room -= 1;
+            msgs.push(m.to_vec());
+            true
+        }) {
+            assert!(!out.is_idle() && !out.load(&frame));
+            room = 1;
+        }
+        assert_eq!(msgs, messages(&frame));
+    }
+
+    #[test]
+    fn frames_of_every_size_go_through_and_come_back_whole() {
+        // Facts: rpmsg payloads are 496 bytes (512-byte buffers, 16-byte
+        // header: Linux virtio_rpmsg_bus.c); virtio_net_hdr_v1 is 12 bytes
+        // with num_buffers last (VIRTIO 1.x §5.1.6).
+        assert_eq!(net::MAX_MESSAGES, 4);
+        let mut r = Reassembly::new();
+        for len in [14, 60, 484, 485, 496, 980, 981, 1500, net::MAX_FRAME] {
+            let frame: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let msgs = messages(&frame);
+            assert_eq!(msgs.len(), (12 + len).div_ceil(496), "{len}");
+            assert_eq!(
+                u16::from_le_bytes([msgs[0][10], msgs[0][11]]) as usize,
+                msgs.len()
+            );
+            assert!(msgs[..msgs.len() - 1].iter().all(|m| m.len() == 496));
+            for m in &msgs[..msgs.len() - 1] {
+                assert_eq!(r.push(m), Ok(None));
+            }
+            assert_eq!(r.push(msgs.last().unwrap()), Ok(Some(&frame[..])), "{len}");
+        }
+        assert!(!Outgoing::new().load(&[0; net::MAX_FRAME + 1]));
+    }
+
+    #[test]
+    fn a_legacy_single_message_frame_is_taken() {
         let mut msg = [0u8; 60];
-        assert!(net::decode(&msg).is_ok());
+        msg[12..18].copy_from_slice(&[0xff; 6]);
+        let mut r = Reassembly::new();
+        assert_eq!(r.push(&msg).unwrap().unwrap().len(), 48);
+    }
+
+    #[test]
+    fn hostile_headers_and_continuations_drop_the_frame_not_the_next() {
+        let mut r = Reassembly::new();
+        let mut msg = [0u8; 60];
         msg[0] = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
-        assert_eq!(net::decode(&msg), Err(net::FrameError::Offload));
-        assert_eq!(net::decode(&[0; 25]), Err(net::FrameError::TooShort));
-        assert_eq!(net::decode(&[0; 497]), Err(net::FrameError::TooLong));
-        let mut legacy = [0u8; 60];
-        legacy[10] = 1; // num_buffers = 1
-        assert!(net::decode(&legacy).is_ok());
+        assert_eq!(r.push(&msg), Err(FrameError::Offload));
+        assert_eq!(r.push(&[0; 11]), Err(FrameError::TooShort));
+        assert_eq!(r.push(&[0; 20]), Err(FrameError::TooShort));
+        let mut many = [0u8; 60];
+        many[10..12].copy_from_slice(&9u16.to_le_bytes());
+        assert_eq!(r.push(&many), Err(FrameError::TooLong));
+        // Four messages announced, then more bytes than a frame may have.
+        let mut four = [0u8; 496];
+        four[10..12].copy_from_slice(&4u16.to_le_bytes());
+        assert_eq!(r.push(&four), Ok(None));
+        assert_eq!(r.push(&[0; 496]), Ok(None));
+        assert_eq!(r.push(&[0; 496]), Ok(None));
+        assert_eq!(r.push(&[0; 496]), Err(FrameError::TooLong));
+        // An empty continuation.
+        let mut two = [0u8; 496];
+        two[10..12].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(r.push(&two), Ok(None));
+        assert_eq!(r.push(&[]), Err(FrameError::BadContinuation));
+        // And the next frame is whole again.
+        let frame: Vec<u8> = (0..700).map(|i| i as u8).collect();
+        let msgs = messages(&frame);
+        assert_eq!(r.push(&msgs[0]), Ok(None));
+        assert_eq!(r.push(&msgs[1]), Ok(Some(&frame[..])));
     }
 }

@@ -67,7 +67,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
             ),
             (
                 "[rtos] alive",
-                "ping -c 3 10.77.0.2 && avps-bridge echo 10.77.0.2:7 100000\n",
+                "ping -c 3 -s 1472 10.77.0.2 && avps-bridge echo 10.77.0.2:7 100000\n",
             ),
             ("came back identical", "poweroff -f\n"),
         ],
@@ -122,7 +122,10 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         t.has("echo 10.77.0.2:7: 1048576 bytes came back identical"),
         "{t}"
     );
-    // Killing and restarting the bridge resumed the network device too.
+    // Killing and restarting the bridge resumed the network device too;
+    // full-size frames (1472 bytes of ICMP payload: 1514 on the wire, four
+    // messages each) go through.
+    assert!(t.has("1480 bytes from 10.77.0.2: seq=2"), "{t}");
     assert!(
         t.has("3 packets transmitted, 3 packets received, 0% packet loss"),
         "{t}"

@@ -119,8 +119,10 @@ struct Served<'m> {
     /// The TAP interface for the network device the peer provides.
     tap: Option<tap::Tap>,
     peer_net: Option<u32>,
-    /// A frame read from the TAP that waits for room in the ring.
-    pending: Option<([u8; net::MAX_FRAME], usize)>,
+    /// The frame read from the TAP on its way out, as the ring has room.
+    outgoing: net::Outgoing,
+    /// The frame coming in from the peer, message by message.
+    incoming: net::Reassembly,
     /// Frames dropped: too long for the link, or not frames at all.
     dropped: u64,
     /// The last error logged, so a persisting one is logged once.
@@ -211,7 +213,8 @@ fn serve<'m>(
         peer_console: None,
         tap,
         peer_net: None,
-        pending: None,
+        outgoing: net::Outgoing::new(),
+        incoming: net::Reassembly::new(),
         dropped: 0,
         last_error: None,
     })
@@ -288,7 +291,8 @@ fn main() {
                     let _ = s.link.reset();
                     s.peer_console = None;
                     s.peer_net = None;
-                    s.pending = None;
+                    s.outgoing.clear();
+                    s.incoming.clear();
                 }
             }
             busy |= forward_frames(s);
@@ -324,12 +328,13 @@ fn main() {
                             }
                         }
                         if dst == net::EP {
-                            match (&s.tap, net::decode(&buf[..n])) {
-                                (Some(t), Ok(frame)) => {
+                            match (&s.tap, s.incoming.push(&buf[..n])) {
+                                (Some(t), Ok(Some(frame))) => {
                                     if !t.write(frame) {
                                         s.dropped += 1;
                                     }
                                 }
+                                (_, Ok(None)) => {}
                                 _ => s.dropped += 1,
                             }
                         }
@@ -369,22 +374,19 @@ fn main() {
     log(format_args!("stopping"));
 }
 
-/// Sends the frames Linux wrote to a link's TAP interface to its peer, as the
-/// ring has room; true if any went.
+/// Sends the frames Linux wrote to a link's TAP interface to its peer, as
+/// the ring has room; true if any message went.
 fn forward_frames(s: &mut Served<'_>) -> bool {
     let (Some(tap), Some(dst)) = (&s.tap, s.peer_net) else {
         return false;
     };
     let mut sent = false;
-    let mut msg = [0u8; remoteproc::rpmsg::MAX_PAYLOAD];
     loop {
-        if s.pending.is_none() {
+        if s.outgoing.is_idle() {
             let mut frame = [0u8; net::MAX_FRAME + 1];
             match tap.read(&mut frame) {
                 Some(n) if n <= net::MAX_FRAME => {
-                    let mut f = [0u8; net::MAX_FRAME];
-                    f[..n].copy_from_slice(&frame[..n]);
-                    s.pending = Some((f, n));
+                    s.outgoing.load(&frame[..n]);
                 }
                 // Larger than the MTU we gave the interface: cannot go.
                 Some(_) => {
@@ -394,20 +396,15 @@ fn forward_frames(s: &mut Served<'_>) -> bool {
                 None => return sent,
             }
         }
-        let Some((frame, n)) = &s.pending else {
+        let link = &mut s.link;
+        let out = s.outgoing.pump(|m| {
+            let ok = matches!(link.send(net::EP, dst, m), Ok(true));
+            sent |= ok;
+            ok
+        });
+        // Ring full: the frame waits, and Linux's queue behind it.
+        if !out {
             return sent;
-        };
-        let Some(len) = net::encode(&frame[..*n], &mut msg) else {
-            s.pending = None;
-            continue;
-        };
-        match s.link.send(net::EP, dst, &msg[..len]) {
-            Ok(true) => {
-                s.pending = None;
-                sent = true;
-            }
-            // Ring full: the frame waits, and Linux's queue behind it.
-            _ => return sent,
         }
     }
 }
@@ -416,7 +413,7 @@ fn forward_frames(s: &mut Served<'_>) -> bool {
 fn wait_for_frames(served: &[Served<'_>], ms: i32) {
     let mut fds: Vec<libc::pollfd> = served
         .iter()
-        .filter(|s| s.pending.is_none() && s.peer_net.is_some())
+        .filter(|s| s.outgoing.is_idle() && s.peer_net.is_some())
         .filter_map(|s| s.tap.as_ref())
         .map(|t| libc::pollfd {
             fd: t.fd(),

@@ -406,17 +406,8 @@ impl<'w> Side<'w> {
         let Some(dst) = self.peer_net else {
             return;
         };
-        let mut msg = [0u8; remoteproc::rpmsg::MAX_PAYLOAD];
-        while let Some(frame) = stack.next_tx() {
-            let Some(n) = net::encode(frame.as_bytes(), &mut msg) else {
-                stack.sent();
-                continue;
-            };
-            match self.link.send(net::EP, dst, &msg[..n]) {
-                Ok(true) => stack.sent(),
-                _ => break,
-            }
-        }
+        let link = &mut self.link;
+        stack.pump_tx(|m| matches!(link.send(net::EP, dst, m), Ok(true)));
     }
 }
 
@@ -735,7 +726,7 @@ fn receive(side: &mut Side<'_>) -> Option<Arrival> {
                     let mut bytes = [0u8; 496];
                     let n = m.copy_to(&mut bytes).unwrap_or(0);
                     side.peer_net = Some(src);
-                    stack.push_rx(&bytes[..n]);
+                    stack.push_message(&bytes[..n]);
                 }
                 let _ = side.link.release(m);
             }

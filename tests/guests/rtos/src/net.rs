@@ -2,10 +2,10 @@
 //! frames travel as rpmsg messages (`remoteproc::avps::net`), answering ICMP
 //! echo and serving TCP echo.
 //!
-//! The stack knows nothing of the link: frames arriving from it are queued
-//! with [`NetStack::push_rx`], and frames the stack sends wait in a queue that
-//! the caller drains with [`NetStack::next_tx`] / [`NetStack::sent`] as the
-//! link has room. No allocation after start-up.
+//! The stack knows nothing of the link: messages arriving from it are put
+//! back into frames and queued with [`NetStack::push_message`], and frames
+//! the stack sends wait in a queue that [`NetStack::pump_tx`] cuts into
+//! messages as the link has room. No allocation after start-up.
 
 use remoteproc::avps::net;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
@@ -142,7 +142,10 @@ pub(crate) struct NetStats {
 pub(crate) struct NetStack {
     iface: Interface,
     sockets: SocketSet<'static>,
-    dev: Frames,
+    /// Boxed: its queues hold 32 full-size frames.
+    dev: alloc::boxed::Box<Frames>,
+    incoming: net::Reassembly,
+    outgoing: net::Outgoing,
     echo: [SocketHandle; ECHO_SOCKETS],
     was_active: [bool; ECHO_SOCKETS],
     scratch: &'static mut [u8],
@@ -151,12 +154,12 @@ pub(crate) struct NetStack {
 
 impl NetStack {
     pub(crate) fn new(now: Instant, seed: u64) -> Self {
-        let mut dev = Frames::new(Medium::Ethernet, false);
+        let mut dev = alloc::boxed::Box::new(Frames::new(Medium::Ethernet, false));
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(
             net::PROVIDER_MAC,
         )));
         config.random_seed = seed;
-        let mut iface = Interface::new(config, &mut dev, now);
+        let mut iface = Interface::new(config, &mut *dev, now);
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(
                 IpAddress::Ipv4(ipv4(net::PROVIDER_IP)),
@@ -176,6 +179,8 @@ impl NetStack {
             iface,
             sockets,
             dev,
+            incoming: net::Reassembly::new(),
+            outgoing: net::Outgoing::new(),
             echo,
             was_active: [false; ECHO_SOCKETS],
             scratch: leak(0u8, ECHO_BUFFER),
@@ -183,21 +188,23 @@ impl NetStack {
         }
     }
 
-    /// Takes one message from the link; false if it was dropped.
-    pub(crate) fn push_rx(&mut self, message: &[u8]) -> bool {
-        let Ok(frame) = net::decode(message) else {
-            self.stats.bad_frames += 1;
-            return false;
-        };
-        let mut f = Frame::EMPTY;
-        f.len = frame.len();
-        f.bytes[..f.len].copy_from_slice(frame);
-        if self.dev.rx.push_back(f).is_err() {
-            self.stats.overruns += 1;
-            return false;
+    /// Takes one message from the link; a frame's last one queues the frame
+    /// for the stack (or drops it, counted, if the queue is full).
+    pub(crate) fn push_message(&mut self, message: &[u8]) {
+        match self.incoming.push(message) {
+            Ok(Some(frame)) => {
+                let mut f = Frame::EMPTY;
+                f.len = frame.len();
+                f.bytes[..f.len].copy_from_slice(frame);
+                if self.dev.rx.push_back(f).is_err() {
+                    self.stats.overruns += 1;
+                } else {
+                    self.stats.frames_in += 1;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => self.stats.bad_frames += 1,
         }
-        self.stats.frames_in += 1;
-        true
     }
 
     /// Room for another frame from the link.
@@ -205,14 +212,20 @@ impl NetStack {
         !self.dev.rx.is_full()
     }
 
-    /// The next frame to send on the link, if any.
-    pub(crate) fn next_tx(&self) -> Option<&Frame> {
-        self.dev.tx.front()
-    }
-
-    /// The frame from [`Self::next_tx`] went out.
-    pub(crate) fn sent(&mut self) {
-        if self.dev.tx.pop_front().is_some() {
+    /// Offers the messages of the frames the stack sent to `send`, in order,
+    /// until it refuses one (no room: that message is offered again next
+    /// time) or none is left.
+    pub(crate) fn pump_tx(&mut self, mut send: impl FnMut(&[u8]) -> bool) {
+        loop {
+            if self.outgoing.is_idle() {
+                let Some(frame) = self.dev.tx.pop_front() else {
+                    return;
+                };
+                self.outgoing.load(frame.as_bytes());
+            }
+            if !self.outgoing.pump(&mut send) {
+                return;
+            }
             self.stats.frames_out += 1;
         }
     }
@@ -221,6 +234,8 @@ impl NetStack {
     pub(crate) fn reset(&mut self) {
         self.dev.rx.clear();
         self.dev.tx.clear();
+        self.incoming.clear();
+        self.outgoing.clear();
         for h in self.echo {
             self.sockets.get_mut::<tcp::Socket<'_>>(h).abort();
         }
@@ -229,7 +244,7 @@ impl NetStack {
     /// Runs the stack and the echo service until nothing more happens now.
     pub(crate) fn poll(&mut self, now: Instant) {
         loop {
-            let _ = self.iface.poll(now, &mut self.dev, &mut self.sockets);
+            let _ = self.iface.poll(now, &mut *self.dev, &mut self.sockets);
             if !self.serve_echo() {
                 break;
             }
