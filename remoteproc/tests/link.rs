@@ -281,7 +281,7 @@ mod at {
 }
 
 fn first_tx_buffer() -> usize {
-    0x8000 + 31 * 512 // host TX buffers are 16..32, handed out from the top
+    0x8000 + 16 * 512 // host TX buffers are 16..32, lent first to last
 }
 
 #[test]
