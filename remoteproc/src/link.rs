@@ -1121,8 +1121,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
 
     /// A remote with nothing to receive takes its next TX buffer now, off the
     /// path of the reply it may send next. A buffer the host offered wrongly
-    /// is given back and counted as by [`Link::alloc_tx`]; only a ring
-    /// violation is reported.
+    /// is given back, counted and reported as by [`Link::alloc_tx`] (from
+    /// [`Link::receive`], then).
     fn prepare_spare_tx(&mut self) -> Result<(), LinkError> {
         if !matches!(&self.ends, Ends::Remote { spare: None, .. }) {
             return Ok(());
@@ -1134,7 +1134,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 }
                 Ok(())
             }
-            Ok(None) | Err(LinkError::Message(_)) => Ok(()),
+            Ok(None) => Ok(()),
             Err(e) => Err(e),
         }
     }
