@@ -604,6 +604,49 @@ fn a_host_restart_costs_one_reset_on_each_side() {
     assert_eq!(expect_message(&mut h).2, b"still here");
 }
 
+/// A remote with nothing to receive takes its next TX buffer from vring 0
+/// then: the reply uses it; a buffer the host offered wrongly is reported
+/// (from that receive) and counted; one taken before a host restart is not
+/// used after the reset.
+#[test]
+fn an_idle_remote_takes_its_next_tx_buffer_early() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut h, mut r, _, _) = up(w, ours(Role::Host, 16), ours(Role::Remote, 16));
+    h.create_endpoint(Some(1)).unwrap();
+    r.create_endpoint(Some(2)).unwrap();
+    // vring 0's first descriptor is buffer 0; the idle receive takes it.
+    assert!(r.receive().unwrap().is_none());
+    w.write_u64(at::V0, 0).unwrap(); // too late to matter: already checked
+    assert!(r.send(2, 1, b"early").unwrap());
+    assert_eq!(expect_message(&mut h), (2, 1, b"early".to_vec()));
+    // The next one (descriptor 1) is made device-readable before the remote
+    // takes it: reported by the idle receive, counted, given back.
+    w.write_u16(at::V0 + 16 + 12, 0).unwrap();
+    assert_eq!(
+        r.receive().unwrap_err(),
+        LinkError::Message(MessageError::Buffer)
+    );
+    assert_eq!(r.stats().message_errors, 1);
+    assert!(!r.is_broken());
+    // The host takes the refused buffer back (and reposts it).
+    assert!(h.receive().is_err_and(|e| !e.is_fatal()));
+    assert!(
+        r.receive().unwrap().is_none(),
+        "takes descriptor 2 as spare"
+    );
+    // The host restarts: the spare belongs to the old rings.
+    drop(h);
+    let mut h = L::new(w, ours(Role::Host, 16), Bell::default()).unwrap();
+    h.create_endpoint(Some(1)).unwrap();
+    assert_eq!(r.poll(), Err(LinkError::PeerRestarted));
+    r.reset().unwrap();
+    r.poll().unwrap();
+    assert!(r.send(2, 1, b"after").unwrap());
+    assert_eq!(expect_message(&mut h), (2, 1, b"after".to_vec()));
+    assert_eq!(h.stats().ring_errors, 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
