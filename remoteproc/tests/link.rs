@@ -604,6 +604,36 @@ fn a_host_restart_costs_one_reset_on_each_side() {
     assert_eq!(expect_message(&mut h).2, b"still here");
 }
 
+/// Headers are read and written in two 64-bit accesses when 8-byte aligned;
+/// a host may place buffers at any alignment, and those still work.
+#[test]
+fn buffers_at_odd_addresses_still_carry_messages() {
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut h, mut r, _, _) = up(w, ours(Role::Host, 16), ours(Role::Remote, 16));
+    h.create_endpoint(Some(1)).unwrap();
+    r.create_endpoint(Some(2)).unwrap();
+    // Host to remote: move the sent message 3 bytes up and say so in its
+    // descriptor (vring 1, descriptor 0).
+    assert!(h.send(1, 2, b"odd").unwrap());
+    let mut bytes = [0u8; 19];
+    w.read_bytes(first_tx_buffer(), &mut bytes).unwrap();
+    w.write_bytes(first_tx_buffer() + 3, &bytes).unwrap();
+    w.write_u64(at::V1, BUS + first_tx_buffer() as u64 + 3)
+        .unwrap();
+    assert_eq!(expect_message(&mut r), (1, 2, b"odd".to_vec()));
+    // Remote to host: vring 0's descriptor 0 now points 5 bytes into buffer 0.
+    w.write_u64(at::V0, BUS + 0x8000 + 5).unwrap();
+    w.write_u32(at::V0 + 8, 500).unwrap();
+    assert!(r.send(2, 1, b"back").unwrap());
+    let mut hdr = [0u8; 20];
+    w.read_bytes(0x8000 + 5, &mut hdr).unwrap();
+    assert_eq!(&hdr[..4], &2u32.to_le_bytes(), "src");
+    assert_eq!(&hdr[4..8], &1u32.to_le_bytes(), "dst");
+    assert_eq!(&hdr[12..14], &4u16.to_le_bytes(), "len");
+    assert_eq!(&hdr[16..], b"back");
+}
+
 /// A remote with nothing to receive takes its next TX buffer from vring 0
 /// then: the reply uses it; a buffer the host offered wrongly is reported
 /// (from that receive) and counted; one taken before a host restart is not

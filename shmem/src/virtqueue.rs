@@ -427,6 +427,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// Writes a chain's descriptors and its `avail.ring` slot; the device sees
     /// it after [`DriverQueue::publish`]. `token` comes back with it in
     /// [`Used`]. Device-readable segments must come first.
+    #[inline(always)]
     pub fn add(&mut self, chain: &[Segment], token: u16) -> Result<u16, RingError> {
         if chain.is_empty() {
             return Err(RingError::EmptyChain);
@@ -495,6 +496,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// (the driver's own view of each chain is its private shadow). On a
     /// non-coherent window this side's cached copy could differ from memory,
     /// so there every word is written.
+    #[inline(always)]
     fn write_unless_same(&self, at: usize, value: u64) -> Result<(), RingError> {
         if !self.window.is_coherent() || self.window.read_u64(at)? != value {
             self.window.write_u64(at, value)?;
@@ -505,6 +507,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
 
     /// Makes every chain added since the last publish visible to the device.
     /// Returns whether the device asked to be notified (ring the doorbell then).
+    #[inline(always)]
     pub fn publish(&mut self) -> Result<bool, RingError> {
         if self.avail_idx == self.published {
             return Ok(false);
@@ -541,6 +544,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// Takes back the next used chain, checked: the index must not run ahead of
     /// what is outstanding, the id must be an outstanding head, the length must
     /// fit the chain's writable part.
+    #[inline(always)]
     pub fn pop_used(&mut self) -> Result<Option<Used>, RingError> {
         // used.idx is read (a cross-core miss) only once the entries seen with
         // its last value, checked then, are all taken.
@@ -766,10 +770,12 @@ impl<'a> DeviceQueue<'a> {
     /// The next chain's first buffer, and the chain (keeping no buffers) to
     /// give back through [`DeviceQueue::push_used`]. The whole chain is
     /// checked as by [`DeviceQueue::pop_available`].
+    #[inline(always)]
     pub fn pop_first(&mut self) -> Result<Option<(Chain<0>, Buffer)>, RingError> {
         self.pop::<0>()
     }
 
+    #[inline(always)]
     fn pop<const M: usize>(&mut self) -> Result<Option<(Chain<M>, Buffer)>, RingError> {
         const { assert!(M <= MAX_CHAIN) };
         let size = self.layout.size;
@@ -878,6 +884,7 @@ impl<'a> DeviceQueue<'a> {
 
     /// Returns a chain with `written` bytes written into its writable part.
     /// Returns whether the driver should be interrupted.
+    #[inline(always)]
     pub fn push_used<const M: usize>(
         &mut self,
         chain: Chain<M>,
