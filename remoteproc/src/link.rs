@@ -297,8 +297,25 @@ struct EndpointSlot {
 // a `Chain<0>` (8 bytes), so the guards holding them stay small to move.
 #[derive(Debug)]
 enum TxSlot {
-    Host(u16),
+    Host(Index),
     Remote(Chain<0>),
+}
+
+/// A host's buffer index, held in a whole word: both slot variants then have
+/// an 8-byte payload at the same place, and moving a slot copies one word.
+/// (With a `u16` the compiler copied the variants' union in wide loads over
+/// the 2-byte store, a store-forwarding stall on every lent buffer.)
+#[derive(Clone, Copy, Debug)]
+struct Index(u64);
+
+impl Index {
+    fn new(k: u16) -> Self {
+        Self(k.into())
+    }
+    fn get(self) -> u16 {
+        // Made only by `new`.
+        self.0 as u16
+    }
 }
 
 /// A TX buffer lent for filling in place. Give it back through
@@ -335,7 +352,7 @@ impl TxBuffer<'_> {
 
 #[derive(Debug)]
 enum RxSlot {
-    Host(u16),
+    Host(Index),
     Remote(Chain<0>),
 }
 
@@ -870,20 +887,25 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// peer restart, and re-kicks a silent remote.
     #[inline]
     fn ready(&mut self) -> Result<(), LinkError> {
-        // Per message: up, and the peer's epoch word still the one taken (one
-        // load); anything else goes the whole way.
-        if self.state == State::Up {
-            match (self.header, self.peer_epoch) {
-                (None, _) => return Ok(()),
-                (Some(h), Some(epoch)) => {
-                    if h.peer_epoch_word(self.side())? == epoch {
-                        return Ok(());
-                    }
-                }
-                (Some(_), None) => {}
-            }
+        if self.is_ready() {
+            return Ok(());
         }
         self.ready_slow()
+    }
+
+    /// Per message: up, and the peer's epoch word still the one taken (one
+    /// load). `false` sends the caller the whole way ([`Link::ready_slow`]),
+    /// which also reports a window error here.
+    #[inline(always)]
+    fn is_ready(&self) -> bool {
+        if self.state != State::Up {
+            return false;
+        }
+        match (self.header, self.peer_epoch) {
+            (None, _) => true,
+            (Some(h), Some(epoch)) => h.peer_epoch_word(self.side()) == Ok(epoch),
+            (Some(_), None) => false,
+        }
     }
 
     fn side(&self) -> Side {
@@ -1035,7 +1057,32 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
 
     /// Lends a TX buffer to fill in place; `Ok(None)` when every buffer is in
     /// flight (back-pressure: try again after the peer consumed some).
+    #[inline(always)]
     pub fn alloc_tx(&mut self) -> Result<Option<TxBuffer<'a>>, LinkError> {
+        // A host with a free buffer on a link known up, inline: the buffer is
+        // then built in the caller's registers. Returned from a call (the
+        // enum is larger than two registers), it was written field by field
+        // and read back in wider loads, a store-forwarding stall per message.
+        if self.is_ready() {
+            if let Ends::Host { free, .. } = &mut self.ends {
+                if let Some(k) = free.pop() {
+                    let buffer = self
+                        .window
+                        .span(self.buffer_offset(k), self.config.buffer_size)?;
+                    return Ok(Some(TxBuffer {
+                        buffer,
+                        generation: self.generation,
+                        slot: TxSlot::Host(Index::new(k)),
+                    }));
+                }
+            }
+        }
+        self.alloc_tx_slow()
+    }
+
+    /// Every other case of [`Link::alloc_tx`].
+    #[inline(never)]
+    fn alloc_tx_slow(&mut self) -> Result<Option<TxBuffer<'a>>, LinkError> {
         self.lend_tx()
     }
 
@@ -1066,7 +1113,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 Ok(Some(TxBuffer {
                     buffer,
                     generation,
-                    slot: TxSlot::Host(k),
+                    slot: TxSlot::Host(Index::new(k)),
                 }))
             }
             Role::Remote => {
@@ -1189,7 +1236,9 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     len: total,
                     device_writable: false,
                 };
-                tx.add(&[seg], k).and_then(|_| tx.publish()).map(|n| (n, 1))
+                tx.add(&[seg], k.get())
+                    .and_then(|_| tx.publish())
+                    .map(|n| (n, 1))
             }
             (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => {
                 tx.push_used(chain, total).map(|n| (n, 0))
@@ -1215,7 +1264,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
         match (&mut self.ends, buffer.slot) {
             (Ends::Host { free, .. }, TxSlot::Host(k)) => {
-                free.push(k);
+                free.push(k.get());
                 Ok(())
             }
             (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => match tx.push_used(chain, 0) {
@@ -1368,14 +1417,14 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     let k = u.token.min(queue_size - 1);
                     if u.len < hdr {
                         Err((
-                            Some(RxSlot::Host(k)),
+                            Some(RxSlot::Host(Index::new(k))),
                             LinkError::Message(MessageError::Buffer),
                         ))
                     } else {
                         Ok(Some((
                             buffers + usize::from(k) * size,
                             u.len,
-                            RxSlot::Host(k),
+                            RxSlot::Host(Index::new(k)),
                         )))
                     }
                 }
@@ -1411,7 +1460,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     fn recycle(&mut self, slot: RxSlot) -> Result<(), LinkError> {
         let result = match slot {
             RxSlot::Host(k) => {
-                self.post_rx(k)?;
+                self.post_rx(k.get())?;
                 match &mut self.ends {
                     Ends::Host { rx, .. } => rx.publish().map(|n| (n, 0)),
                     _ => Ok((false, 0)),
