@@ -335,9 +335,9 @@ fn backoff() {
 /// [`Link::send_buffer`] or [`Link::discard_tx`]; dropping it loses the buffer
 /// until the next reset.
 ///
-/// 32 bytes (the checked buffer, header included, as a [`Span`]; the
-/// generation; the slot), so lending and sending it moves a few registers'
-/// worth, not a copy of the window.
+/// 40 bytes on a 64-bit target (the checked buffer, header included, as a
+/// [`Span`]; the generation; the slot), not 80 as when it carried a copy of
+/// the window: lending and sending it moves a few words.
 #[derive(Debug)]
 pub struct TxBuffer<'a> {
     buffer: Span<'a>,
@@ -374,8 +374,9 @@ enum RxSlot {
 /// could still write the buffer, so no reference into it is ever given).
 /// Give it back with [`Link::release`].
 ///
-/// 40 bytes (the payload as a checked [`Span`], addresses, generation, slot):
-/// it is returned from every receive, so it is kept small to move.
+/// 48 bytes on a 64-bit target (the payload as a checked [`Span`],
+/// addresses, generation, slot), not 72 as when it carried a copy of the
+/// window: it is returned from every receive, so it is kept small to move.
 #[derive(Debug)]
 pub struct RxMessage<'a> {
     payload: Span<'a>,

@@ -378,10 +378,6 @@ impl Window<'_> {
         Ok(())
     }
 
-    // Bytes up to an 8-byte boundary, then whole words, then the tail: the
-    // word loop keeps 496-byte payload copies cheap without ever reading
-    // past the checked range.
-
     /// Write a 32-bit device register (a doorbell, `GICD_SGIR`, a mailbox) with
     /// one volatile store, when this window maps a register block.
     pub fn write_register(&self, offset: usize, value: u32) -> Result<(), WindowError> {
