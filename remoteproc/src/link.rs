@@ -30,7 +30,7 @@ use crate::rpmsg::{self, header, ns};
 use core::fmt;
 use shmem::header::{Side, WindowHeader};
 use shmem::virtqueue::{Notification, RingLayout, Segment, F_EVENT_IDX};
-use shmem::{Chain, DeviceQueue, Doorbell, DriverQueue, RingError, Window, WindowError};
+use shmem::{Chain, DeviceQueue, Doorbell, DriverQueue, RingError, Span, Window, WindowError};
 
 /// Which end of the link this side is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,18 +297,50 @@ struct EndpointSlot {
 // a `Chain<0>` (8 bytes), so the guards holding them stay small to move.
 #[derive(Debug)]
 enum TxSlot {
-    Host(u16),
+    Host(Index),
     Remote(Chain<0>),
+}
+
+/// A host's buffer index, held in a whole word: both slot variants then have
+/// an 8-byte payload at the same place, and moving a slot copies one word.
+/// (With a `u16` the compiler copied the variants' union in wide loads over
+/// the 2-byte store, a store-forwarding stall on every lent buffer.)
+#[derive(Clone, Copy, Debug)]
+struct Index(u64);
+
+impl Index {
+    fn new(k: u16) -> Self {
+        Self(k.into())
+    }
+    fn get(self) -> u16 {
+        // Made only by `new`.
+        self.0 as u16
+    }
+}
+
+/// Called when a poll of the peer's index found nothing new (nothing to
+/// receive, no TX buffer back): a spin-loop hint (`pause`, `yield`) before
+/// returning. A caller polling in a tight loop would otherwise read the
+/// peer's index line again at once, every time taking it back from the
+/// peer's cache; the peer's next store to it then waits for the line, and
+/// on a core with in-order store commit (x86) every later store of the peer
+/// waits behind it. The hint costs the caller a few tens of cycles only when
+/// there was nothing to do.
+#[inline(always)]
+fn backoff() {
+    core::hint::spin_loop();
 }
 
 /// A TX buffer lent for filling in place. Give it back through
 /// [`Link::send_buffer`] or [`Link::discard_tx`]; dropping it loses the buffer
 /// until the next reset.
+///
+/// 40 bytes on a 64-bit target (the checked buffer, header included, as a
+/// [`Span`]; the generation; the slot), not 80 as when it carried a copy of
+/// the window: lending and sending it moves a few words.
 #[derive(Debug)]
 pub struct TxBuffer<'a> {
-    window: Window<'a>,
-    payload: usize,
-    capacity: usize,
+    buffer: Span<'a>,
     generation: u32,
     slot: TxSlot,
 }
@@ -316,25 +348,24 @@ pub struct TxBuffer<'a> {
 impl TxBuffer<'_> {
     /// Payload bytes the buffer holds.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.buffer.len() - rpmsg::HEADER_SIZE
     }
 
     /// Copies `bytes` into the payload at `at`.
+    #[inline]
     pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), LinkError> {
-        if at
-            .checked_add(bytes.len())
-            .is_none_or(|end| end > self.capacity)
-        {
-            return Err(LinkError::Usage);
-        }
-        self.window.write_bytes(self.payload + at, bytes)?;
-        Ok(())
+        // The span ends where the payload does: only the start needs a check
+        // (the header is not the caller's to write).
+        let at = at.checked_add(rpmsg::HEADER_SIZE).ok_or(LinkError::Usage)?;
+        self.buffer
+            .write_bytes(at, bytes)
+            .map_err(|_| LinkError::Usage)
     }
 }
 
 #[derive(Debug)]
 enum RxSlot {
-    Host(u16),
+    Host(Index),
     Remote(Chain<0>),
 }
 
@@ -342,13 +373,15 @@ enum RxSlot {
 /// and checked once; the payload is read with copying accessors (the peer
 /// could still write the buffer, so no reference into it is ever given).
 /// Give it back with [`Link::release`].
+///
+/// 48 bytes on a 64-bit target (the payload as a checked [`Span`],
+/// addresses, generation, slot), not 72 as when it carried a copy of the
+/// window: it is returned from every receive, so it is kept small to move.
 #[derive(Debug)]
 pub struct RxMessage<'a> {
-    window: Window<'a>,
+    payload: Span<'a>,
     src: u32,
     dst: u32,
-    len: u16,
-    payload: usize,
     generation: u32,
     slot: RxSlot,
 }
@@ -364,19 +397,18 @@ impl RxMessage<'_> {
     }
     /// Payload length (checked against the buffer).
     pub fn len(&self) -> usize {
-        self.len.into()
+        self.payload.len()
     }
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.payload.is_empty()
     }
     /// Copies payload bytes from `at` into `dst` (`dst.len()` bytes).
+    #[inline]
     pub fn read(&self, at: usize, dst: &mut [u8]) -> Result<(), LinkError> {
-        if at.checked_add(dst.len()).is_none_or(|end| end > self.len()) {
-            return Err(LinkError::Usage);
-        }
-        self.window.read_bytes(self.payload + at, dst)?;
-        Ok(())
+        self.payload
+            .read_bytes(at, dst)
+            .map_err(|_| LinkError::Usage)
     }
     /// Copies the whole payload into the start of `dst`; returns its length.
     pub fn copy_to(&self, dst: &mut [u8]) -> Result<usize, LinkError> {
@@ -395,18 +427,70 @@ pub enum Incoming<'a> {
     Service(ServiceEvent),
 }
 
+/// The host's free TX buffers, a FIFO: buffers are reused in the order they
+/// came back, so (with the ring's FIFO descriptors) each keeps its descriptor
+/// and avail slot, and consecutive messages use consecutive memory.
+#[derive(Debug)]
+struct FreeBuffers<const N: usize> {
+    ring: [u16; N],
+    head: usize,
+    len: usize,
+}
+
+impl<const N: usize> FreeBuffers<N> {
+    /// Buffers `first .. first + count` (`count` at most `N`).
+    fn new(first: u16, count: u16) -> Self {
+        let mut ring = [0u16; N];
+        for (i, f) in ring.iter_mut().enumerate().take(usize::from(count)) {
+            *f = first + i as u16;
+        }
+        Self {
+            ring,
+            head: 0,
+            len: usize::from(count).min(N),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn pop(&mut self) -> Option<u16> {
+        if self.len == 0 {
+            return None;
+        }
+        let k = self.ring[self.head];
+        self.head = if self.head + 1 == N { 0 } else { self.head + 1 };
+        self.len -= 1;
+        Some(k)
+    }
+
+    /// Adds `k` at the back; ignored when full (cannot happen: at most `N`
+    /// buffers exist, each held once).
+    fn push(&mut self, k: u16) {
+        if self.len < N {
+            let at = self.head + self.len;
+            self.ring[if at >= N { at - N } else { at }] = k;
+            self.len += 1;
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Ends<'a, const N: usize> {
     Down,
     Host {
         rx: DriverQueue<'a, N>,
         tx: DriverQueue<'a, N>,
-        free: [u16; N],
-        free_len: usize,
+        free: FreeBuffers<N>,
     },
     Remote {
         tx: DeviceQueue<'a>,
         rx: DeviceQueue<'a>,
+        /// A TX buffer taken from vring 0 (and checked) while idle, so that a
+        /// reply does not wait for the avail slot and descriptor to cross
+        /// from the host's cache.
+        spare: Option<(Span<'a>, Chain<0>)>,
     },
 }
 
@@ -696,16 +780,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         let rx = DriverQueue::new(self.window, layouts[0], notification)?;
         let tx = DriverQueue::new(self.window, layouts[1], notification)?;
         self.queue_size = queue_size;
-        let mut free = [0u16; N];
-        for (i, f) in free.iter_mut().enumerate().take(usize::from(queue_size)) {
-            *f = queue_size + i as u16;
-        }
-        self.ends = Ends::Host {
-            rx,
-            tx,
-            free,
-            free_len: usize::from(queue_size),
-        };
+        let free = FreeBuffers::new(queue_size, queue_size);
+        self.ends = Ends::Host { rx, tx, free };
         // Post every RX buffer on vring 0, device-writable.
         for k in 0..queue_size {
             self.post_rx(k)?;
@@ -779,7 +855,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
         let tx = DeviceQueue::attach(self.window, layouts[0], notification)?;
         let rx = DeviceQueue::attach(self.window, layouts[1], notification)?;
-        self.ends = Ends::Remote { tx, rx };
+        self.ends = Ends::Remote {
+            tx,
+            rx,
+            spare: None,
+        };
         self.state = State::Up;
         Ok(())
     }
@@ -821,20 +901,25 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// peer restart, and re-kicks a silent remote.
     #[inline]
     fn ready(&mut self) -> Result<(), LinkError> {
-        // Per message: up, and the peer's epoch word still the one taken (one
-        // load); anything else goes the whole way.
-        if self.state == State::Up {
-            match (self.header, self.peer_epoch) {
-                (None, _) => return Ok(()),
-                (Some(h), Some(epoch)) => {
-                    if h.peer_epoch_word(self.side())? == epoch {
-                        return Ok(());
-                    }
-                }
-                (Some(_), None) => {}
-            }
+        if self.is_ready() {
+            return Ok(());
         }
         self.ready_slow()
+    }
+
+    /// Per message: up, and the peer's epoch word still the one taken (one
+    /// load). `false` sends the caller the whole way ([`Link::ready_slow`]),
+    /// which also reports a window error here.
+    #[inline(always)]
+    fn is_ready(&self) -> bool {
+        if self.state != State::Up {
+            return false;
+        }
+        match (self.header, self.peer_epoch) {
+            (None, _) => true,
+            (Some(h), Some(epoch)) => h.peer_epoch_word(self.side()) == Ok(epoch),
+            (Some(_), None) => false,
+        }
     }
 
     fn side(&self) -> Side {
@@ -888,19 +973,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
 
     fn reclaim_tx(&mut self) -> Result<(), LinkError> {
         let size = self.queue_size;
-        let result = if let Ends::Host {
-            tx, free, free_len, ..
-        } = &mut self.ends
-        {
+        let result = if let Ends::Host { tx, free, .. } = &mut self.ends {
             let mut r = Ok(());
             for _ in 0..size {
                 match tx.pop_used() {
                     Ok(Some(u)) => {
                         // Tokens are our own buffer indices, set by `send_buffer`.
-                        if *free_len < free.len() {
-                            free[*free_len] = u.token;
-                            *free_len += 1;
-                        }
+                        free.push(u.token);
                         self.answered = true;
                     }
                     Ok(None) => break,
@@ -992,64 +1071,133 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
 
     /// Lends a TX buffer to fill in place; `Ok(None)` when every buffer is in
     /// flight (back-pressure: try again after the peer consumed some).
+    #[inline(always)]
     pub fn alloc_tx(&mut self) -> Result<Option<TxBuffer<'a>>, LinkError> {
+        // A host with a free buffer on a link known up, inline: the buffer is
+        // then built in the caller's registers. Returned from a call (the
+        // enum is larger than two registers), it was written field by field
+        // and read back in wider loads, a store-forwarding stall per message.
+        if self.is_ready() {
+            if let Ends::Host { free, .. } = &mut self.ends {
+                if let Some(k) = free.pop() {
+                    let buffer = self
+                        .window
+                        .span(self.buffer_offset(k), self.config.buffer_size)?;
+                    return Ok(Some(TxBuffer {
+                        buffer,
+                        generation: self.generation,
+                        slot: TxSlot::Host(Index::new(k)),
+                    }));
+                }
+            }
+        }
+        self.alloc_tx_slow()
+    }
+
+    /// Every other case of [`Link::alloc_tx`].
+    #[inline(never)]
+    fn alloc_tx_slow(&mut self) -> Result<Option<TxBuffer<'a>>, LinkError> {
+        self.lend_tx()
+    }
+
+    /// `alloc_tx`, inlined into `send` and the zero-copy caller: returned
+    /// through memory, the lent buffer's enum layout made the compiler copy
+    /// it piecewise and reload it whole (a store-forwarding stall).
+    #[inline(always)]
+    fn lend_tx(&mut self) -> Result<Option<TxBuffer<'a>>, LinkError> {
         self.ready()?;
-        let hdr = rpmsg::HEADER_SIZE;
-        let size = self.config.buffer_size;
+        let generation = self.generation;
         match self.config.role {
             Role::Host => {
                 // Take sent buffers back only when none is free: reading the
                 // remote's used index on every send would move its cache line
                 // between the cores once per message.
-                if matches!(&self.ends, Ends::Host { free_len: 0, .. }) {
+                if matches!(&self.ends, Ends::Host { free, .. } if free.is_empty()) {
                     self.reclaim_tx()?;
                 }
-                let Ends::Host { free, free_len, .. } = &mut self.ends else {
+                let Ends::Host { free, .. } = &mut self.ends else {
                     return Err(LinkError::NotReady);
                 };
-                if *free_len == 0 {
+                let Some(k) = free.pop() else {
+                    backoff();
                     return Ok(None);
-                }
-                *free_len -= 1;
-                let k = free[*free_len];
+                };
+                let buffer = self
+                    .window
+                    .span(self.buffer_offset(k), self.config.buffer_size)?;
                 Ok(Some(TxBuffer {
-                    window: self.window,
-                    payload: self.buffer_offset(k) + hdr,
-                    capacity: size - hdr,
-                    generation: self.generation,
-                    slot: TxSlot::Host(k),
+                    buffer,
+                    generation,
+                    slot: TxSlot::Host(Index::new(k)),
                 }))
             }
             Role::Remote => {
-                let (pool_start, pool_end) = (self.buffers, self.pool_end());
-                let Ends::Remote { tx, .. } = &mut self.ends else {
-                    return Err(LinkError::NotReady);
-                };
-                let (chain, b) = match tx.pop_first() {
-                    Ok(Some(c)) => c,
-                    Ok(None) => return Ok(None),
-                    Err(e) => return Err(self.fail(LinkError::Ring(e))),
-                };
-                if !b.device_writable
-                    || (b.len as usize) < hdr + 1
-                    || b.offset < pool_start
-                    || b.offset.saturating_add(b.len as usize) > pool_end
-                {
-                    // Give it straight back, unused.
-                    let notify = tx.push_used(chain, 0).map_err(LinkError::Ring);
-                    if let Err(e) = notify {
-                        return Err(self.fail(e));
+                if let Ends::Remote { spare, .. } = &mut self.ends {
+                    if let Some((buffer, chain)) = spare.take() {
+                        return Ok(Some(TxBuffer {
+                            buffer,
+                            generation,
+                            slot: TxSlot::Remote(chain),
+                        }));
                     }
-                    return Err(self.fail(LinkError::Message(MessageError::Buffer)));
                 }
-                Ok(Some(TxBuffer {
-                    window: self.window,
-                    payload: b.offset + hdr,
-                    capacity: (b.len as usize).min(size) - hdr,
-                    generation: self.generation,
+                Ok(self.take_remote_tx()?.map(|(buffer, chain)| TxBuffer {
+                    buffer,
+                    generation,
                     slot: TxSlot::Remote(chain),
                 }))
             }
+        }
+    }
+
+    /// A remote's next TX buffer from vring 0, checked: device-writable, room
+    /// for the header and a byte, inside the buffer pool.
+    fn take_remote_tx(&mut self) -> Result<Option<(Span<'a>, Chain<0>)>, LinkError> {
+        let hdr = rpmsg::HEADER_SIZE;
+        let size = self.config.buffer_size;
+        let (pool_start, pool_end) = (self.buffers, self.pool_end());
+        let window = self.window;
+        let Ends::Remote { tx, .. } = &mut self.ends else {
+            return Err(LinkError::NotReady);
+        };
+        let (chain, b) = match tx.pop_first() {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(self.fail(LinkError::Ring(e))),
+        };
+        if !b.device_writable
+            || (b.len as usize) < hdr + 1
+            || b.offset < pool_start
+            || b.offset.saturating_add(b.len as usize) > pool_end
+        {
+            // Give it straight back, unused.
+            let notify = tx.push_used(chain, 0).map_err(LinkError::Ring);
+            if let Err(e) = notify {
+                return Err(self.fail(e));
+            }
+            return Err(self.fail(LinkError::Message(MessageError::Buffer)));
+        }
+        let buffer = window.span(b.offset, (b.len as usize).min(size))?;
+        Ok(Some((buffer, chain)))
+    }
+
+    /// A remote with nothing to receive takes its next TX buffer now, off the
+    /// path of the reply it may send next. A buffer the host offered wrongly
+    /// is given back, counted and reported as by [`Link::alloc_tx`] (from
+    /// [`Link::receive`], then).
+    fn prepare_spare_tx(&mut self) -> Result<(), LinkError> {
+        if !matches!(&self.ends, Ends::Remote { spare: None, .. }) {
+            return Ok(());
+        }
+        match self.take_remote_tx() {
+            Ok(Some(taken)) => {
+                if let Ends::Remote { spare, .. } = &mut self.ends {
+                    *spare = Some(taken);
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -1076,18 +1224,24 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         dst: u32,
         len: usize,
     ) -> Result<(), LinkError> {
-        if len > buffer.capacity || src == rpmsg::ADDR_ANY || dst == rpmsg::ADDR_ANY {
+        if len > buffer.capacity() || src == rpmsg::ADDR_ANY || dst == rpmsg::ADDR_ANY {
             self.discard_tx(buffer)?;
             return Err(LinkError::Usage);
         }
-        let at = buffer.payload - rpmsg::HEADER_SIZE;
         let w = self.window;
-        // The header in one copy (any alignment a remote's host gave us).
-        let mut h = [0u8; rpmsg::HEADER_SIZE];
-        h[header::SRC..header::SRC + 4].copy_from_slice(&src.to_le_bytes());
-        h[header::DST..header::DST + 4].copy_from_slice(&dst.to_le_bytes());
-        h[header::LEN..header::LEN + 2].copy_from_slice(&(len as u16).to_le_bytes());
-        w.write_bytes(at, &h)?;
+        let at = w.span_offset(&buffer.buffer);
+        // The header in two 64-bit stores when aligned, else in one byte
+        // copy (any alignment a remote's host gave us).
+        if at.is_multiple_of(8) {
+            w.write_u64(at, u64::from(src) | (u64::from(dst) << 32))?;
+            w.write_u64(at + 8, (len as u64) << 32)?;
+        } else {
+            let mut h = [0u8; rpmsg::HEADER_SIZE];
+            h[header::SRC..header::SRC + 4].copy_from_slice(&src.to_le_bytes());
+            h[header::DST..header::DST + 4].copy_from_slice(&dst.to_le_bytes());
+            h[header::LEN..header::LEN + 2].copy_from_slice(&(len as u16).to_le_bytes());
+            buffer.buffer.write_bytes(0, &h)?;
+        }
         w.clean(at, rpmsg::HEADER_SIZE + len);
         let total = (rpmsg::HEADER_SIZE + len) as u32;
         let notify = match (&mut self.ends, buffer.slot) {
@@ -1097,7 +1251,9 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     len: total,
                     device_writable: false,
                 };
-                tx.add(&[seg], k).and_then(|_| tx.publish()).map(|n| (n, 1))
+                tx.add(&[seg], k.get())
+                    .and_then(|_| tx.publish())
+                    .map(|n| (n, 1))
             }
             (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => {
                 tx.push_used(chain, total).map(|n| (n, 0))
@@ -1122,11 +1278,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Ok(());
         }
         match (&mut self.ends, buffer.slot) {
-            (Ends::Host { free, free_len, .. }, TxSlot::Host(k)) => {
-                if *free_len < free.len() {
-                    free[*free_len] = k;
-                    *free_len += 1;
-                }
+            (Ends::Host { free, .. }, TxSlot::Host(k)) => {
+                free.push(k.get());
                 Ok(())
             }
             (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => match tx.push_used(chain, 0) {
@@ -1140,14 +1293,14 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// Copies `data` into a buffer and sends it. `Ok(false)`: no buffer free
     /// (back-pressure, nothing sent).
     pub fn send(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<bool, LinkError> {
-        let Some(mut buffer) = self.alloc_tx()? else {
+        let Some(buffer) = self.lend_tx()? else {
             return Ok(false);
         };
         if data.len() > buffer.capacity() {
             self.discard_tx(buffer)?;
             return Err(LinkError::Usage);
         }
-        buffer.write(0, data)?;
+        buffer.buffer.write_bytes(rpmsg::HEADER_SIZE, data)?;
         // `alloc_tx` just checked the link and lent this generation's buffer.
         self.commit(buffer, src, dst, data.len())?;
         Ok(true)
@@ -1163,39 +1316,29 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
         for _ in 0..self.queue_size {
             let Some((offset, room, slot)) = self.next_rx()? else {
+                if self.config.role == Role::Remote {
+                    self.prepare_spare_tx()?;
+                }
+                backoff();
                 return Ok(None);
             };
             let w = self.window;
             w.invalidate(offset, room as usize);
             // The header is copied out once; everything below uses the copies.
-            let mut h = [0u8; rpmsg::HEADER_SIZE];
-            w.read_bytes(offset, &mut h)?;
-            let word = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-            let src = word(header::SRC);
-            let dst = word(header::DST);
-            let len = u16::from_le_bytes([h[header::LEN], h[header::LEN + 1]]);
+            let (src, dst, len) = Self::read_header(&w, offset)?;
             let room = room.min(self.config.buffer_size as u32) - rpmsg::HEADER_SIZE as u32;
-            let generation = self.generation;
-            let msg = RxMessage {
-                window: w,
-                src,
-                dst,
-                len,
-                payload: offset + rpmsg::HEADER_SIZE,
-                generation,
-                slot,
-            };
             if u32::from(len) > room {
-                self.release(msg)?;
+                self.recycle(slot)?;
                 return Err(self.fail(LinkError::Message(MessageError::Length { len, room })));
             }
             if src == rpmsg::ADDR_ANY || dst == rpmsg::ADDR_ANY {
-                self.release(msg)?;
+                self.recycle(slot)?;
                 return Err(self.fail(LinkError::Message(MessageError::Address { src, dst })));
             }
+            let payload = w.span(offset + rpmsg::HEADER_SIZE, len.into())?;
             if self.config.name_service && dst == rpmsg::NS_ADDR {
-                let event = Self::parse_ns(&msg);
-                self.release(msg)?;
+                let event = Self::parse_ns(&payload);
+                self.recycle(slot)?;
                 return match event {
                     Some(e) => Ok(Some(Incoming::Service(e))),
                     None => Err(self.fail(LinkError::Message(MessageError::NameService))),
@@ -1203,21 +1346,46 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             }
             if !self.endpoints.iter().flatten().any(|s| s.addr == dst) {
                 self.stats.unknown_destination += 1;
-                self.release(msg)?;
+                self.recycle(slot)?;
                 continue;
             }
             self.stats.received += 1;
-            return Ok(Some(Incoming::Message(msg)));
+            // Built only here, in the value returned: built earlier and moved,
+            // it was copied with wide loads over narrower stores (a stall).
+            return Ok(Some(Incoming::Message(RxMessage {
+                payload,
+                src,
+                dst,
+                generation: self.generation,
+                slot,
+            })));
         }
         Ok(None)
     }
 
-    fn parse_ns(msg: &RxMessage<'_>) -> Option<ServiceEvent> {
-        if msg.len() != rpmsg::NS_MESSAGE_SIZE {
+    /// (src, dst, len) of the rpmsg header at `offset`: two 64-bit loads
+    /// when it is 8-byte aligned (every buffer a sane peer offers), else a
+    /// byte copy (any alignment a hostile one gives).
+    fn read_header(w: &Window<'_>, offset: usize) -> Result<(u32, u32, u16), LinkError> {
+        const { assert!(header::SRC == 0 && header::DST == 4 && header::LEN == 12) };
+        if offset.is_multiple_of(8) {
+            let a = w.read_u64(offset)?;
+            let b = w.read_u64(offset + 8)?;
+            return Ok((a as u32, (a >> 32) as u32, (b >> 32) as u16));
+        }
+        let mut h = [0u8; rpmsg::HEADER_SIZE];
+        w.read_bytes(offset, &mut h)?;
+        let word = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+        let len = u16::from_le_bytes([h[header::LEN], h[header::LEN + 1]]);
+        Ok((word(header::SRC), word(header::DST), len))
+    }
+
+    fn parse_ns(payload: &Span<'_>) -> Option<ServiceEvent> {
+        if payload.len() != rpmsg::NS_MESSAGE_SIZE {
             return None;
         }
         let mut m = [0u8; rpmsg::NS_MESSAGE_SIZE];
-        msg.read(0, &mut m).ok()?;
+        payload.read_bytes(0, &mut m).ok()?;
         let mut name = [0u8; rpmsg::NAME_SIZE];
         name.copy_from_slice(&m[ns::NAME..ns::NAME + rpmsg::NAME_SIZE]);
         name[rpmsg::NAME_SIZE - 1] = 0; // as Linux does
@@ -1243,7 +1411,9 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         })
     }
 
-    /// The next filled RX buffer: (window offset, bytes valid, slot).
+    /// The next filled RX buffer: (window offset, bytes valid, slot). Inlined
+    /// into `receive` so the result stays in registers.
+    #[inline(always)]
     fn next_rx(&mut self) -> Result<Option<(usize, u32, RxSlot)>, LinkError> {
         let hdr = rpmsg::HEADER_SIZE as u32;
         let size = self.config.buffer_size;
@@ -1263,14 +1433,14 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     let k = u.token.min(queue_size - 1);
                     if u.len < hdr {
                         Err((
-                            Some(RxSlot::Host(k)),
+                            Some(RxSlot::Host(Index::new(k))),
                             LinkError::Message(MessageError::Buffer),
                         ))
                     } else {
                         Ok(Some((
                             buffers + usize::from(k) * size,
                             u.len,
-                            RxSlot::Host(k),
+                            RxSlot::Host(Index::new(k)),
                         )))
                     }
                 }
@@ -1306,7 +1476,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     fn recycle(&mut self, slot: RxSlot) -> Result<(), LinkError> {
         let result = match slot {
             RxSlot::Host(k) => {
-                self.post_rx(k)?;
+                self.post_rx(k.get())?;
                 match &mut self.ends {
                     Ends::Host { rx, .. } => rx.publish().map(|n| (n, 0)),
                     _ => Ok((false, 0)),

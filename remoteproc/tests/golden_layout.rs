@@ -151,7 +151,9 @@ fn rpmsg_header_and_name_service_offsets() {
         Link::new(w, lite_config(Role::Remote, 8), Bell::default()).unwrap();
     let ept = remote.create_endpoint(Some(0x401)).unwrap();
     assert!(host.send(0x400, ept.addr(), b"hello").unwrap());
-    let buf = 0x10000 + 15 * 512; // rpmsg-lite: buffers after both vrings, TX from the top
+    // rpmsg-lite's layout: buffers after both vrings; the host's TX buffers
+    // are the second half, lent first to last.
+    let buf = 0x10000 + 8 * 512;
     assert_eq!(u32_at(&w, buf), 0x400, "src @0");
     assert_eq!(u32_at(&w, buf + 4), 0x401, "dst @4");
     assert_eq!(u32_at(&w, buf + 8), 0, "reserved @8");

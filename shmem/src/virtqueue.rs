@@ -337,7 +337,13 @@ pub struct DriverQueue<'a, const N: usize> {
     chain_len: [u16; N],
     token: [u16; N],
     capacity: [u32; N],
+    /// Free descriptors form a FIFO list (`free_head` .. `free_tail`): a freed
+    /// chain goes to the back, so descriptors are reused in the order they were
+    /// used. With in-order completion each buffer then keeps its descriptor and
+    /// avail slot, whose contents stay the same and are not written again (see
+    /// [`DriverQueue::add`]).
     free_head: u16,
+    free_tail: u16,
     num_free: u16,
     outstanding: u16,
     avail_idx: u16,
@@ -370,6 +376,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             token: [0; N],
             capacity: [0; N],
             free_head: 0,
+            free_tail: 0,
             num_free: 0,
             outstanding: 0,
             avail_idx: 0,
@@ -393,6 +400,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             self.chain_len[usize::from(i)] = 0;
         }
         self.free_head = 0;
+        self.free_tail = l.size - 1;
         self.num_free = l.size;
         self.outstanding = 0;
         self.avail_idx = 0;
@@ -419,6 +427,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// Writes a chain's descriptors and its `avail.ring` slot; the device sees
     /// it after [`DriverQueue::publish`]. `token` comes back with it in
     /// [`Used`]. Device-readable segments must come first.
+    #[inline(always)]
     pub fn add(&mut self, chain: &[Segment], token: u16) -> Result<u16, RingError> {
         if chain.is_empty() {
             return Err(RingError::EmptyChain);
@@ -448,13 +457,10 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
                 flags |= DESC_F_NEXT;
             }
             let next_field = if last { 0 } else { next };
-            self.window.write_u64(at + desc::ADDR, s.addr)?;
-            // `len`, `flags` and `next` (little-endian) in one store.
-            self.window.write_u64(
-                at + desc::LEN,
-                u64::from(s.len) | (u64::from(flags) << 32) | (u64::from(next_field) << 48),
-            )?;
-            self.window.clean(at, DESCRIPTOR_SIZE);
+            // `len`, `flags` and `next` (little-endian) as one word.
+            let word = u64::from(s.len) | (u64::from(flags) << 32) | (u64::from(next_field) << 48);
+            self.write_unless_same(at + desc::ADDR, s.addr)?;
+            self.write_unless_same(at + desc::LEN, word)?;
             if !last {
                 i = next;
             } else {
@@ -467,15 +473,41 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         self.token[usize::from(head)] = token;
         self.capacity[usize::from(head)] = capacity;
         let slot = self.layout.avail_ring(self.avail_idx);
-        self.window.write_u16(slot, head)?;
-        self.window.clean(slot, 2);
+        // As for descriptors: a slot that already names this head (a buffer
+        // reposted in order) is left alone.
+        if !self.window.is_coherent() || self.window.read_u16(slot)? != head {
+            self.window.write_u16(slot, head)?;
+            self.window.clean(slot, 2);
+        }
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.outstanding += 1;
         Ok(head)
     }
 
+    /// Writes a descriptor word unless it already holds `value`. A buffer
+    /// reposted with the same address, length and flags (every rpmsg RX
+    /// buffer, and TX buffers of one message size) then leaves its cache line
+    /// shared with the device instead of taking it back, a cross-core
+    /// transfer the device would otherwise pay on its next read.
+    ///
+    /// The read is not trust in the device: what it returns only decides
+    /// whether to store. If the device rewrote the word, it differs and is
+    /// written; if the device rewrites it afterwards, it only misleads itself
+    /// (the driver's own view of each chain is its private shadow). On a
+    /// non-coherent window this side's cached copy could differ from memory,
+    /// so there every word is written.
+    #[inline(always)]
+    fn write_unless_same(&self, at: usize, value: u64) -> Result<(), RingError> {
+        if !self.window.is_coherent() || self.window.read_u64(at)? != value {
+            self.window.write_u64(at, value)?;
+            self.window.clean(at, 8);
+        }
+        Ok(())
+    }
+
     /// Makes every chain added since the last publish visible to the device.
     /// Returns whether the device asked to be notified (ring the doorbell then).
+    #[inline(always)]
     pub fn publish(&mut self) -> Result<bool, RingError> {
         if self.avail_idx == self.published {
             return Ok(false);
@@ -512,6 +544,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// Takes back the next used chain, checked: the index must not run ahead of
     /// what is outstanding, the id must be an outstanding head, the length must
     /// fit the chain's writable part.
+    #[inline(always)]
     pub fn pop_used(&mut self) -> Result<Option<Used>, RingError> {
         // used.idx is read (a cross-core miss) only once the entries seen with
         // its last value, checked then, are all taken.
@@ -555,8 +588,13 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         for _ in 1..count {
             tail = self.next[usize::from(tail)];
         }
-        self.next[usize::from(tail)] = self.free_head;
-        self.free_head = head;
+        // To the back of the FIFO free list.
+        if self.num_free == 0 {
+            self.free_head = head;
+        } else {
+            self.next[usize::from(self.free_tail)] = head;
+        }
+        self.free_tail = tail;
         self.num_free += count;
         self.chain_len[usize::from(head)] = 0;
         self.outstanding -= 1;
@@ -732,10 +770,12 @@ impl<'a> DeviceQueue<'a> {
     /// The next chain's first buffer, and the chain (keeping no buffers) to
     /// give back through [`DeviceQueue::push_used`]. The whole chain is
     /// checked as by [`DeviceQueue::pop_available`].
+    #[inline(always)]
     pub fn pop_first(&mut self) -> Result<Option<(Chain<0>, Buffer)>, RingError> {
         self.pop::<0>()
     }
 
+    #[inline(always)]
     fn pop<const M: usize>(&mut self) -> Result<Option<(Chain<M>, Buffer)>, RingError> {
         const { assert!(M <= MAX_CHAIN) };
         let size = self.layout.size;
@@ -844,6 +884,7 @@ impl<'a> DeviceQueue<'a> {
 
     /// Returns a chain with `written` bytes written into its writable part.
     /// Returns whether the driver should be interrupted.
+    #[inline(always)]
     pub fn push_used<const M: usize>(
         &mut self,
         chain: Chain<M>,
@@ -856,9 +897,20 @@ impl<'a> DeviceQueue<'a> {
             });
         }
         let at = self.layout.used_elem(self.used_idx);
-        self.window.write_u32(at, chain.head.into())?;
-        self.window.write_u32(at + 4, written)?;
-        self.window.clean(at, 8);
+        // An element that already says this (a chain taken and given back in
+        // ring order, as rpmsg does) is not written again: its cache line
+        // stays shared with the driver. As with the driver's descriptors,
+        // what is read only decides whether to store, and a non-coherent
+        // window (where this side's cached copy may be stale, for example
+        // after the driver zeroed the ring) is always written.
+        let same = self.window.is_coherent()
+            && self.window.read_u32(at)? == u32::from(chain.head)
+            && self.window.read_u32(at + 4)? == written;
+        if !same {
+            self.window.write_u32(at, chain.head.into())?;
+            self.window.write_u32(at + 4, written)?;
+            self.window.clean(at, 8);
+        }
         let old = self.used_idx;
         let new = old.wrapping_add(1);
         // Barrier *publish*: the used element (and the bytes written into the

@@ -208,6 +208,12 @@ impl<'a> Window<'a> {
         self.len == 0
     }
 
+    /// Whether the window has no cache hook (both sides see one coherent
+    /// view of it).
+    pub fn is_coherent(&self) -> bool {
+        self.cache.is_none()
+    }
+
     /// The peer's address of the window's first byte.
     pub fn bus_address(&self) -> u64 {
         self.bus
@@ -359,57 +365,16 @@ impl Window<'_> {
     /// Copy `dst.len()` bytes at `offset` out of the window.
     pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) -> Result<(), WindowError> {
         self.check(offset, dst.len(), 1)?;
-        let src = self.at(offset);
-        let mut i = 0;
-        // Bytes up to an 8-byte boundary, then whole words, then the tail: the
-        // word loop keeps 496-byte payload copies cheap without ever reading
-        // past the checked range.
-        while i < dst.len() && !(offset + i).is_multiple_of(8) {
-            // SAFETY: `i < dst.len()`, so inside the checked range.
-            dst[i] = unsafe { src.add(i).read_volatile() };
-            i += 1;
-        }
-        while i + 8 <= dst.len() {
-            // SAFETY: `i + 8 <= dst.len()`: inside the checked range; the address
-            // is 8-byte aligned (base is 8-aligned, `offset + i` is a multiple of 8).
-            let word = unsafe { src.add(i).cast::<u64>().read_volatile() };
-            dst[i..i + 8].copy_from_slice(&word.to_ne_bytes());
-            i += 8;
-        }
-        while i < dst.len() {
-            // SAFETY: `i < dst.len()`, so inside the checked range.
-            dst[i] = unsafe { src.add(i).read_volatile() };
-            i += 1;
-        }
+        // SAFETY: `check` proved `offset .. offset + dst.len()` inside the region.
+        unsafe { copy_out(self.at(offset), dst) };
         Ok(())
     }
 
     /// Copy `src` into the window at `offset`.
     pub fn write_bytes(&self, offset: usize, src: &[u8]) -> Result<(), WindowError> {
         self.check(offset, src.len(), 1)?;
-        let dst = self.at(offset);
-        let mut i = 0;
-        while i < src.len() && !(offset + i).is_multiple_of(8) {
-            // SAFETY: `i < src.len()`, so inside the checked range.
-            unsafe { dst.add(i).write_volatile(src[i]) };
-            i += 1;
-        }
-        while i + 8 <= src.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&src[i..i + 8]);
-            // SAFETY: inside the checked range and 8-byte aligned (see `read_bytes`).
-            unsafe {
-                dst.add(i)
-                    .cast::<u64>()
-                    .write_volatile(u64::from_ne_bytes(word))
-            };
-            i += 8;
-        }
-        while i < src.len() {
-            // SAFETY: `i < src.len()`, so inside the checked range.
-            unsafe { dst.add(i).write_volatile(src[i]) };
-            i += 1;
-        }
+        // SAFETY: `check` proved `offset .. offset + src.len()` inside the region.
+        unsafe { copy_in(self.at(offset), src) };
         Ok(())
     }
 
@@ -420,6 +385,178 @@ impl Window<'_> {
         // SAFETY: in bounds and 4-byte aligned (checked); the mapping is valid
         // for `'a` by construction. A register write is a single volatile store.
         unsafe { self.at(offset).cast::<u32>().write_volatile(value) };
+        Ok(())
+    }
+}
+
+/// Copies `dst.len()` bytes from `src` with volatile loads: bytes up to an
+/// 8-byte boundary, then whole words, then the tail (the word loop keeps
+/// 496-byte payload copies cheap without reading past the range).
+///
+/// # Safety
+///
+/// `src .. src + dst.len()` must lie inside a window's region.
+#[cfg(not(loom))]
+unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
+    let mut i = 0;
+    while i < dst.len() && !(src as usize + i).is_multiple_of(8) {
+        // SAFETY: `i < dst.len()`, so inside the caller's range.
+        dst[i] = unsafe { src.add(i).read_volatile() };
+        i += 1;
+    }
+    while i + 8 <= dst.len() {
+        // SAFETY: `i + 8 <= dst.len()`: inside the caller's range; the address
+        // is 8-byte aligned (checked by the loop above).
+        let word = unsafe { src.add(i).cast::<u64>().read_volatile() };
+        dst[i..i + 8].copy_from_slice(&word.to_ne_bytes());
+        i += 8;
+    }
+    while i < dst.len() {
+        // SAFETY: `i < dst.len()`, so inside the caller's range.
+        dst[i] = unsafe { src.add(i).read_volatile() };
+        i += 1;
+    }
+}
+
+/// Copies `src` to `dst` with volatile stores (as [`copy_out`]).
+///
+/// # Safety
+///
+/// `dst .. dst + src.len()` must lie inside a window's region.
+#[cfg(not(loom))]
+unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
+    let mut i = 0;
+    while i < src.len() && !(dst as usize + i).is_multiple_of(8) {
+        // SAFETY: `i < src.len()`, so inside the caller's range.
+        unsafe { dst.add(i).write_volatile(src[i]) };
+        i += 1;
+    }
+    while i + 8 <= src.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&src[i..i + 8]);
+        // SAFETY: inside the caller's range and 8-byte aligned (see `copy_out`).
+        unsafe {
+            dst.add(i)
+                .cast::<u64>()
+                .write_volatile(u64::from_ne_bytes(word))
+        };
+        i += 8;
+    }
+    while i < src.len() {
+        // SAFETY: `i < src.len()`, so inside the caller's range.
+        unsafe { dst.add(i).write_volatile(src[i]) };
+        i += 1;
+    }
+}
+
+/// A checked byte range of a window, for copying bytes in and out: what a
+/// lent message buffer holds. Checked once when made; each copy then checks
+/// only against the span's own length. 16 bytes (a pointer and a length), so
+/// the guards holding one move around cheaply; it has no cache hook: the user
+/// of the span does the range's cache maintenance through the window.
+#[derive(Clone, Copy)]
+pub struct Span<'a> {
+    #[cfg(not(loom))]
+    base: NonNull<u8>,
+    #[cfg(loom)]
+    window: Window<'a>,
+    #[cfg(loom)]
+    offset: usize,
+    len: usize,
+    _region: PhantomData<&'a [Word]>,
+}
+
+// SAFETY: as for `Window`: a span is a range of a window's region, which is
+// valid for `'a` on every thread and accessed only with volatile operations.
+#[cfg(not(loom))]
+unsafe impl Send for Span<'_> {}
+// SAFETY: as for `Send`.
+#[cfg(not(loom))]
+unsafe impl Sync for Span<'_> {}
+
+impl fmt::Debug for Span<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span").field("len", &self.len).finish()
+    }
+}
+
+impl<'a> Window<'a> {
+    /// `len` bytes at `offset` as a [`Span`] (any alignment).
+    pub fn span(&self, offset: usize, len: usize) -> Result<Span<'a>, WindowError> {
+        self.check(offset, len, 1)?;
+        Ok(Span {
+            #[cfg(not(loom))]
+            // SAFETY: `check` proved `offset + len <= self.len`, so the base
+            // stays inside (or one past the end of) the region.
+            base: unsafe { self.base.add(offset) },
+            #[cfg(loom)]
+            window: *self,
+            #[cfg(loom)]
+            offset,
+            len,
+            _region: PhantomData,
+        })
+    }
+
+    /// The offset in this window of a span made from it (by [`Window::span`]
+    /// on this window or a copy of it). For a span of another window the
+    /// result is meaningless, but every use of it is still bounds-checked.
+    pub fn span_offset(&self, span: &Span<'_>) -> usize {
+        #[cfg(not(loom))]
+        {
+            (span.base.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize)
+        }
+        #[cfg(loom)]
+        {
+            span.offset
+        }
+    }
+}
+
+impl Span<'_> {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the span is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, at: usize, len: usize) -> Result<(), WindowError> {
+        match at.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(WindowError::OutOfBounds { offset: at, len }),
+        }
+    }
+
+    /// Copy `dst.len()` bytes at `at` (relative to the span) out.
+    #[inline]
+    pub fn read_bytes(&self, at: usize, dst: &mut [u8]) -> Result<(), WindowError> {
+        self.check(at, dst.len())?;
+        #[cfg(not(loom))]
+        // SAFETY: `at .. at + dst.len()` is inside the span (checked), which
+        // `Window::span` checked is inside the region.
+        unsafe {
+            copy_out(self.base.as_ptr().add(at), dst)
+        };
+        #[cfg(loom)]
+        self.window.read_bytes(self.offset + at, dst)?;
+        Ok(())
+    }
+
+    /// Copy `src` in at `at` (relative to the span).
+    #[inline]
+    pub fn write_bytes(&self, at: usize, src: &[u8]) -> Result<(), WindowError> {
+        self.check(at, src.len())?;
+        #[cfg(not(loom))]
+        // SAFETY: as in `read_bytes`.
+        unsafe {
+            copy_in(self.base.as_ptr().add(at), src)
+        };
+        #[cfg(loom)]
+        self.window.write_bytes(self.offset + at, src)?;
         Ok(())
     }
 }

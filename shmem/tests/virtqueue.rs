@@ -578,3 +578,60 @@ fn a_chain_can_be_taken_keeping_fewer_buffers() {
         Some((1, 64))
     );
 }
+
+/// Buffers reposted in order keep their descriptor and avail slot (FIFO free
+/// descriptors), so an unchanged descriptor is not written again; one the
+/// device scribbled on is written again in full.
+#[test]
+fn reposted_buffers_keep_their_descriptors_and_scribbles_are_overwritten() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, mut dev, l) = pair(w, Notification::default());
+    let seg = |k: u64| Segment {
+        addr: BUS + 0x3000 + 0x40 * k,
+        len: 0x40,
+        device_writable: true,
+    };
+    // Two laps of the 8-entry ring, each buffer given back in order.
+    for lap in 0..2u16 {
+        for k in 0..8u16 {
+            assert_eq!(drv.add(&[seg(k.into())], k).unwrap(), k, "lap {lap}");
+        }
+        drv.publish().unwrap();
+        for k in 0..8u16 {
+            let (c, b) = dev.pop_first().unwrap().unwrap();
+            assert_eq!((c.head(), b.offset), (k, 0x3000 + 0x40 * usize::from(k)));
+            dev.push_used(c, 0).unwrap();
+        }
+        for k in 0..8u16 {
+            assert_eq!(drv.pop_used().unwrap().map(|u| u.token), Some(k));
+        }
+    }
+    // The device rewrites descriptor 0's address and flags and avail slot 0;
+    // the driver's next post of buffer 0 puts back what it means.
+    w.write_u64(l.desc + desc::ADDR, BUS + 0x100).unwrap();
+    w.write_u16(l.desc + desc::FLAGS, 0).unwrap();
+    w.write_u16(l.avail + 4, 5).unwrap();
+    assert_eq!(drv.add(&[seg(0)], 0).unwrap(), 0);
+    drv.publish().unwrap();
+    assert_eq!(w.read_u64(l.desc + desc::ADDR).unwrap(), BUS + 0x3000);
+    assert_eq!(w.read_u16(l.desc + desc::FLAGS).unwrap(), DESC_F_WRITE);
+    assert_eq!(w.read_u16(l.avail + 4).unwrap(), 0);
+    let (c, b) = dev.pop_first().unwrap().unwrap();
+    assert_eq!((c.head(), b.offset, b.device_writable), (0, 0x3000, true));
+    // The used element the device wrote last lap says the same; a rewritten
+    // one is written again.
+    w.write_u32(l.used + 4, 7).unwrap();
+    dev.push_used(c, 0x10).unwrap();
+    assert_eq!(
+        (
+            w.read_u32(l.used + 4).unwrap(),
+            w.read_u32(l.used + 8).unwrap()
+        ),
+        (0, 0x10)
+    );
+    assert_eq!(
+        drv.pop_used().unwrap().map(|u| (u.token, u.len)),
+        Some((0, 0x10))
+    );
+}
