@@ -1,0 +1,216 @@
+//! The parts of the transport benchmark that do not depend on the transport
+//! under test: thread pinning, the two physical baselines ((a) cache-line
+//! ping-pong, (c) raw SPSC ring of 496-byte slots) and the report. Shared by
+//! `remoteproc/benches/transport.rs` (ours) and
+//! `rpmsg-lite-sys/benches/transport.rs` (rpmsg-lite), both including this
+//! file with `#[path]`, so the two measure against the same code and print the
+//! same table.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmem::window::Word;
+use shmem::Window;
+
+/// The throughput payload: rpmsg's 512-byte buffer less its 16-byte header.
+pub(crate) const PAYLOAD: usize = 496;
+
+/// Rounds of the five interleaved measurements.
+pub(crate) const ROUNDS: usize = 5;
+
+/// `AMP_BENCH_SCALE` (default 1): multiplies the iteration counts.
+pub(crate) fn scale() -> u64 {
+    std::env::var("AMP_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Pins the calling thread to `cpu`; says so loudly when it cannot.
+pub(crate) fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it;
+    // sched_setaffinity reads it for the calling thread only.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !ok {
+        eprintln!("warning: could not pin a thread to CPU {cpu}; figures are less stable");
+    }
+}
+
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+/// (a) Round trips of one cache line between two cores.
+pub(crate) fn ping_pong(rounds: u64) -> Duration {
+    let (ping, pong) = (Line(AtomicU64::new(0)), Line(AtomicU64::new(0)));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(1);
+            for i in 1..=rounds {
+                while ping.0.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                pong.0.store(i, Ordering::Release);
+            }
+        });
+        pin(0);
+        let start = Instant::now();
+        for i in 1..=rounds {
+            ping.0.store(i, Ordering::Release);
+            while pong.0.load(Ordering::Acquire) != i {
+                std::hint::spin_loop();
+            }
+        }
+        start.elapsed() / rounds as u32
+    })
+}
+
+/// (c) A raw SPSC ring of 496-byte slots; returns bytes per second. Each side
+/// keeps the other's index and reads it again only when the ring looks full
+/// (producer) or empty (consumer): the fastest any shared-memory ring can be.
+pub(crate) fn raw_ring(messages: u64) -> f64 {
+    const SLOTS: usize = 256;
+    let slots: Vec<Word> = (0..SLOTS * PAYLOAD / 8 + 1).map(|_| Word::new(0)).collect();
+    let window = Window::from_words(&slots);
+    let (head, tail) = (Line(AtomicU64::new(0)), Line(AtomicU64::new(0)));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(1);
+            let mut buf = [0u8; PAYLOAD];
+            let (mut sum, mut seen_head) = (0u64, 0u64);
+            for i in 0..messages {
+                while seen_head == i {
+                    seen_head = head.0.load(Ordering::Acquire);
+                    std::hint::spin_loop();
+                }
+                window
+                    .read_bytes((i as usize % SLOTS) * PAYLOAD, &mut buf)
+                    .unwrap();
+                sum = sum.wrapping_add(u64::from(buf[0]));
+                tail.0.store(i + 1, Ordering::Release);
+            }
+            std::hint::black_box(sum);
+        });
+        pin(0);
+        let buf = [7u8; PAYLOAD];
+        let mut seen_tail = 0u64;
+        for i in 0..messages {
+            while i - seen_tail >= SLOTS as u64 {
+                seen_tail = tail.0.load(Ordering::Acquire);
+                std::hint::spin_loop();
+            }
+            window
+                .write_bytes((i as usize % SLOTS) * PAYLOAD, &buf)
+                .unwrap();
+            head.0.store(i + 1, Ordering::Release);
+        }
+    });
+    (messages * PAYLOAD as u64) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Whether this machine has the two cores the benchmark pins to; says
+/// `SKIPPED` when not.
+pub(crate) fn two_cores(what: &str) -> bool {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("SKIPPED: the {what} benchmark needs two cores");
+        return false;
+    }
+    true
+}
+
+/// The figures of one round, each in the unit it is reported in.
+pub(crate) struct Round {
+    /// (a) ns per round trip.
+    pub(crate) a: f64,
+    /// (b) ns per round trip.
+    pub(crate) b: f64,
+    /// (c) MB/s.
+    pub(crate) c: f64,
+    /// (d) copying, MB/s.
+    pub(crate) d_copy: f64,
+    /// (d) zero-copy, MB/s.
+    pub(crate) d_zero: f64,
+}
+
+/// Runs `ROUNDS` rounds of the five measurements side by side: (a), then
+/// `b(iterations)` in ns, (c), then `d(messages, zero_copy)` in bytes/s.
+///
+/// Each ratio is taken within a round: where the two threads land (same core
+/// complex or not) can change between rounds on a shared or virtual machine,
+/// and a ratio across rounds would compare two different machines.
+pub(crate) fn measure(
+    mut b: impl FnMut(u64) -> Duration,
+    mut d: impl FnMut(u64, bool) -> f64,
+) -> Vec<Round> {
+    let k = scale();
+    (0..ROUNDS)
+        .map(|_| Round {
+            a: ping_pong(200_000 * k).as_secs_f64() * 1e9,
+            b: b(50_000 * k).as_secs_f64() * 1e9,
+            c: raw_ring(1_000_000 * k) / 1e6,
+            d_copy: d(500_000 * k, false) / 1e6,
+            d_zero: d(500_000 * k, true) / 1e6,
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+/// Prints the medians (with min .. max) and the per-round ratios b/a and d/c;
+/// `name` labels rows (b) and (d) (`rpmsg` for ours, `rpmsg-lite`).
+pub(crate) fn report(name: &str, rounds: &[Round]) {
+    let col = |f: fn(&Round) -> f64| -> Vec<f64> { rounds.iter().map(f).collect() };
+    let (a, b, c) = (col(|r| r.a), col(|r| r.b), col(|r| r.c));
+    let (d_copy, d_zero) = (col(|r| r.d_copy), col(|r| r.d_zero));
+    let ratio =
+        |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(x, y)| x / y).collect() };
+    let (ba, dc_copy, dc_zero) = (ratio(&b, &a), ratio(&d_copy, &c), ratio(&d_zero, &c));
+    let row = |label: &str, unit: &str, v: &[f64]| {
+        let (lo, hi) = spread(v);
+        println!(
+            "{label:<42} {:>8.0} {unit:<5} ({lo:.0} .. {hi:.0})",
+            median(v.to_vec())
+        );
+    };
+    let ratio_row = |label: &str, v: &[f64]| {
+        let (lo, hi) = spread(v);
+        println!(
+            "{label:<42} {:>8.2}       ({lo:.2} .. {hi:.2})",
+            median(v.to_vec())
+        );
+    };
+    println!(
+        "{name} transport on two pinned cores: median of {} rounds (min .. max)",
+        rounds.len()
+    );
+    row("(a) cache-line ping-pong round trip", "ns", &a);
+    row(&format!("(b) {name} round trip, 16-byte payload"), "ns", &b);
+    row("(c) raw SPSC ring, 496-byte slots", "MB/s", &c);
+    row(
+        &format!("(d) {name} 496-byte payloads, copying"),
+        "MB/s",
+        &d_copy,
+    );
+    row(
+        &format!("(d) {name} 496-byte payloads, zero-copy"),
+        "MB/s",
+        &d_zero,
+    );
+    ratio_row(&format!("{name} b/a (per round)"), &ba);
+    ratio_row(&format!("{name} d/c copying (per round)"), &dc_copy);
+    ratio_row(&format!("{name} d/c zero-copy (per round)"), &dc_zero);
+}
