@@ -42,6 +42,7 @@ fn rpmsg_lite_interop() {
 }
 
 #[cfg(rpmsg_lite)]
+#[allow(dead_code, reason = "`connect` is for the benchmark's rpmsg-lite pair")]
 mod host_env;
 
 #[cfg(rpmsg_lite)]

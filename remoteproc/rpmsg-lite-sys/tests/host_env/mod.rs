@@ -15,7 +15,10 @@
 //! before rpmsg-lite initialised is lost, as on hardware).
 //!
 //! Kicks from rpmsg-lite (`platform_notify`) are counted per virtqueue id;
-//! our side polls its rings and reads the counts ([`kicks`]).
+//! our side polls its rings and reads the counts ([`kicks`]). When two
+//! rpmsg-lite instances talk to each other (the transport benchmark), each on
+//! its own link id, [`connect`] wires one's kicks to the other's interrupt
+//! lines.
 //!
 //! Addresses: rpmsg-lite writes 32-bit "physical" addresses into descriptors
 //! (`env_map_vatopa`). Each shared window is registered with a bus address
@@ -39,6 +42,8 @@ static ENABLED: [AtomicBool; LINES] = [const { AtomicBool::new(false) }; LINES];
 static PENDING: [AtomicBool; LINES] = [const { AtomicBool::new(false) }; LINES];
 static DROPPED: [AtomicU32; LINES] = [const { AtomicU32::new(0) }; LINES];
 static KICKS: [AtomicU32; LINES] = [const { AtomicU32::new(0) }; LINES];
+/// The line a kick on this virtqueue id raises, plus one (0: none).
+static ROUTE: [AtomicU32; LINES] = [const { AtomicU32::new(0) }; LINES];
 
 /// (mapped base, length, bus address) of every registered window.
 static WINDOWS: Mutex<Vec<(usize, usize, u32)>> = Mutex::new(Vec::new());
@@ -76,6 +81,21 @@ pub(crate) fn remove_window(base: *mut u8) {
 
 fn lock_windows() -> std::sync::MutexGuard<'static, Vec<(usize, usize, u32)>> {
     WINDOWS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wires two rpmsg-lite instances on links `a` and `b` together: a kick on
+/// queue `q` of either raises the other's line for queue `q` (both index the
+/// same two vrings of one window). Clears what is still pending on those
+/// lines from an earlier pair: a stale kick would bring a fresh remote up
+/// before its master has filled the rings.
+pub(crate) fn connect(a: u32, b: u32) {
+    for q in 0..2 {
+        let (x, y) = (vq_id(a, q), vq_id(b, q));
+        PENDING[x].store(false, Ordering::Release);
+        PENDING[y].store(false, Ordering::Release);
+        ROUTE[x].store(y as u32 + 1, Ordering::Release);
+        ROUTE[y].store(x as u32 + 1, Ordering::Release);
+    }
 }
 
 /// Raises interrupt line `vq` (the peer kicked that virtqueue).
@@ -390,6 +410,10 @@ extern "C" fn platform_in_isr() -> i32 {
 extern "C" fn platform_notify(vector_id: u32) {
     if let Some(k) = KICKS.get(vector_id as usize) {
         k.fetch_add(1, Ordering::Release);
+        match ROUTE[vector_id as usize].load(Ordering::Acquire) {
+            0 => {}
+            line => raise(line as usize - 1),
+        }
     }
 }
 
