@@ -14,129 +14,22 @@
 //! `AMP_BENCH_SCALE` (default 1) multiplies the iteration counts.
 //!
 //! The baselines (a) and (c), pinning and the report live in
-//! `shared/baseline.rs`, which rpmsg-lite-sys's transport bench includes too:
-//! rpmsg-lite is measured in the same harness (`cargo xtask bench transport`
-//! runs both).
-
-use std::time::{Duration, Instant};
-
-use remoteproc::{Incoming, Link, LinkConfig, Role};
-use shmem::doorbell::Polling;
-use shmem::window::Word;
-use shmem::Window;
+//! `shared/baseline.rs`, our (b) and (d) in `shared/ours.rs`; rpmsg-lite-sys's
+//! transport bench includes both and measures rpmsg-lite in the same rounds,
+//! beside ours (`cargo xtask bench transport` runs both benches).
 
 #[path = "shared/baseline.rs"]
 mod baseline;
-
-use baseline::{pin, PAYLOAD};
-
-const WINDOW: usize = 0x60000;
-
-fn config(role: Role) -> LinkConfig {
-    let mut c = LinkConfig::resource_table(role, 0, [0x1000, 0x4000], 0x8000, 256);
-    c.header = Some(0x5_8000);
-    c.renotify_interval = 0;
-    c
-}
-
-fn links(mem: &[Word]) -> (Link<'_, Polling, 256, 4>, Link<'_, Polling, 256, 4>) {
-    let w = Window::from_words(mem);
-    let mut r = Link::new(w, config(Role::Remote), Polling).expect("remote");
-    let mut h = Link::new(w, config(Role::Host), Polling).expect("host");
-    h.poll().unwrap();
-    r.poll().unwrap();
-    assert!(h.is_up() && r.is_up(), "link up");
-    h.create_endpoint(Some(0x400)).unwrap();
-    r.create_endpoint(Some(0x401)).unwrap();
-    (h, r)
-}
-
-/// (b) rpmsg round trips with 16-byte payloads.
-fn rpmsg_round_trip(rounds: u64) -> Duration {
-    let mem: Vec<Word> = (0..WINDOW / 8).map(|_| Word::new(0)).collect();
-    let (mut h, mut r) = links(&mem);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            pin(1);
-            let mut buf = [0u8; 16];
-            let mut echoed = 0;
-            while echoed < rounds {
-                if let Ok(Some(Incoming::Message(m))) = r.receive() {
-                    let n = m.copy_to(&mut buf).unwrap();
-                    r.release(m).unwrap();
-                    while !r.send(0x401, 0x400, &buf[..n]).unwrap() {}
-                    echoed += 1;
-                }
-            }
-        });
-        pin(0);
-        let payload = [1u8; 16];
-        let mut buf = [0u8; 16];
-        let start = Instant::now();
-        for _ in 0..rounds {
-            while !h.send(0x400, 0x401, &payload).unwrap() {}
-            loop {
-                if let Ok(Some(Incoming::Message(m))) = h.receive() {
-                    m.copy_to(&mut buf).unwrap();
-                    h.release(m).unwrap();
-                    break;
-                }
-            }
-        }
-        start.elapsed() / rounds as u32
-    })
-}
-
-/// (d) rpmsg one-way throughput with 496-byte payloads; bytes per second.
-fn rpmsg_throughput(messages: u64, zero_copy: bool) -> f64 {
-    let mem: Vec<Word> = (0..WINDOW / 8).map(|_| Word::new(0)).collect();
-    let (mut h, mut r) = links(&mem);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            pin(1);
-            let mut buf = [0u8; PAYLOAD];
-            let (mut got, mut sum) = (0, 0u64);
-            while got < messages {
-                if let Ok(Some(Incoming::Message(m))) = r.receive() {
-                    if zero_copy {
-                        m.read(0, &mut buf).unwrap();
-                    } else {
-                        m.copy_to(&mut buf).unwrap();
-                    }
-                    sum = sum.wrapping_add(u64::from(buf[0]));
-                    r.release(m).unwrap();
-                    got += 1;
-                }
-            }
-            std::hint::black_box(sum);
-        });
-        pin(0);
-        let payload = [7u8; PAYLOAD];
-        let mut sent = 0;
-        while sent < messages {
-            if zero_copy {
-                if let Some(mut tx) = h.alloc_tx().unwrap() {
-                    tx.write(0, &payload).unwrap();
-                    h.send_buffer(tx, 0x400, 0x401, PAYLOAD).unwrap();
-                    sent += 1;
-                } else {
-                    let _ = h.receive();
-                }
-            } else if h.send(0x400, 0x401, &payload).unwrap() {
-                sent += 1;
-            } else {
-                let _ = h.receive();
-            }
-        }
-    });
-    (messages * PAYLOAD as u64) as f64 / start.elapsed().as_secs_f64()
-}
+#[path = "shared/ours.rs"]
+mod ours;
 
 fn main() {
     if !baseline::two_cores("transport") {
         return;
     }
-    let rounds = baseline::measure(rpmsg_round_trip, rpmsg_throughput);
-    baseline::report("rpmsg", &rounds);
+    baseline::run(&[baseline::Transport {
+        name: "rpmsg",
+        round_trip: &ours::rpmsg_round_trip,
+        throughput: &ours::rpmsg_throughput,
+    }]);
 }

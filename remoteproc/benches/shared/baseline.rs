@@ -123,62 +123,49 @@ pub(crate) fn two_cores(what: &str) -> bool {
     true
 }
 
-/// The figures of one round, each in the unit it is reported in.
-pub(crate) struct Round {
-    /// (a) ns per round trip.
-    pub(crate) a: f64,
-    /// (b) ns per round trip.
-    pub(crate) b: f64,
-    /// (c) MB/s.
-    pub(crate) c: f64,
-    /// (d) copying, MB/s.
-    pub(crate) d_copy: f64,
-    /// (d) zero-copy, MB/s.
-    pub(crate) d_zero: f64,
+/// A transport under test: (b) `round_trip(iterations)`, time per round trip
+/// with 16-byte payloads; (d) `throughput(messages, zero_copy)`, bytes per
+/// second with 496-byte payloads. `name` labels its rows.
+pub(crate) struct Transport<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) round_trip: &'a dyn Fn(u64) -> Duration,
+    pub(crate) throughput: &'a dyn Fn(u64, bool) -> f64,
 }
 
-/// Runs `ROUNDS` rounds of the five measurements side by side: (a), then
-/// `b(iterations)` in ns, (c), then `d(messages, zero_copy)` in bytes/s.
+/// One transport's figures over the rounds: (b) in ns, (d) in MB/s.
+#[derive(Default)]
+struct Figures {
+    b: Vec<f64>,
+    d_copy: Vec<f64>,
+    d_zero: Vec<f64>,
+}
+
+/// Measures `ROUNDS` rounds, each running (a), every transport's (b), (c),
+/// every transport's (d) copying and zero-copy, side by side; then prints
+/// the medians (min .. max) and each transport's b/a and d/c.
 ///
 /// Each ratio is taken within a round: where the two threads land (same core
 /// complex or not) can change between rounds on a shared or virtual machine,
-/// and a ratio across rounds would compare two different machines.
-pub(crate) fn measure(
-    mut b: impl FnMut(u64) -> Duration,
-    mut d: impl FnMut(u64, bool) -> f64,
-) -> Vec<Round> {
+/// and a ratio across rounds would compare two different machines. For the
+/// same reason transports compared with each other are best measured in one
+/// run.
+pub(crate) fn run(transports: &[Transport<'_>]) {
     let k = scale();
-    (0..ROUNDS)
-        .map(|_| Round {
-            a: ping_pong(200_000 * k).as_secs_f64() * 1e9,
-            b: b(50_000 * k).as_secs_f64() * 1e9,
-            c: raw_ring(1_000_000 * k) / 1e6,
-            d_copy: d(500_000 * k, false) / 1e6,
-            d_zero: d(500_000 * k, true) / 1e6,
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn spread(v: &[f64]) -> (f64, f64) {
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
-}
-
-/// Prints the medians (with min .. max) and the per-round ratios b/a and d/c;
-/// `name` labels rows (b) and (d) (`rpmsg` for ours, `rpmsg-lite`).
-pub(crate) fn report(name: &str, rounds: &[Round]) {
-    let col = |f: fn(&Round) -> f64| -> Vec<f64> { rounds.iter().map(f).collect() };
-    let (a, b, c) = (col(|r| r.a), col(|r| r.b), col(|r| r.c));
-    let (d_copy, d_zero) = (col(|r| r.d_copy), col(|r| r.d_zero));
+    let (mut a, mut c) = (vec![], vec![]);
+    let mut figures: Vec<Figures> = transports.iter().map(|_| Figures::default()).collect();
+    for _ in 0..ROUNDS {
+        a.push(ping_pong(200_000 * k).as_secs_f64() * 1e9);
+        for (t, f) in transports.iter().zip(&mut figures) {
+            f.b.push((t.round_trip)(50_000 * k).as_secs_f64() * 1e9);
+        }
+        c.push(raw_ring(1_000_000 * k) / 1e6);
+        for (t, f) in transports.iter().zip(&mut figures) {
+            f.d_copy.push((t.throughput)(500_000 * k, false) / 1e6);
+            f.d_zero.push((t.throughput)(500_000 * k, true) / 1e6);
+        }
+    }
     let ratio =
         |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(x, y)| x / y).collect() };
-    let (ba, dc_copy, dc_zero) = (ratio(&b, &a), ratio(&d_copy, &c), ratio(&d_zero, &c));
     let row = |label: &str, unit: &str, v: &[f64]| {
         let (lo, hi) = spread(v);
         println!(
@@ -193,24 +180,50 @@ pub(crate) fn report(name: &str, rounds: &[Round]) {
             median(v.to_vec())
         );
     };
+    let names: Vec<&str> = transports.iter().map(|t| t.name).collect();
     println!(
-        "{name} transport on two pinned cores: median of {} rounds (min .. max)",
-        rounds.len()
+        "transport ({}) on two pinned cores: median of {ROUNDS} rounds (min .. max)",
+        names.join(", ")
     );
     row("(a) cache-line ping-pong round trip", "ns", &a);
-    row(&format!("(b) {name} round trip, 16-byte payload"), "ns", &b);
+    for (t, f) in transports.iter().zip(&figures) {
+        row(
+            &format!("(b) {} round trip, 16-byte payload", t.name),
+            "ns",
+            &f.b,
+        );
+    }
     row("(c) raw SPSC ring, 496-byte slots", "MB/s", &c);
-    row(
-        &format!("(d) {name} 496-byte payloads, copying"),
-        "MB/s",
-        &d_copy,
-    );
-    row(
-        &format!("(d) {name} 496-byte payloads, zero-copy"),
-        "MB/s",
-        &d_zero,
-    );
-    ratio_row(&format!("{name} b/a (per round)"), &ba);
-    ratio_row(&format!("{name} d/c copying (per round)"), &dc_copy);
-    ratio_row(&format!("{name} d/c zero-copy (per round)"), &dc_zero);
+    for (t, f) in transports.iter().zip(&figures) {
+        let name = t.name;
+        row(&format!("(d) {name} 496-byte, copying"), "MB/s", &f.d_copy);
+        row(
+            &format!("(d) {name} 496-byte, zero-copy"),
+            "MB/s",
+            &f.d_zero,
+        );
+    }
+    for (t, f) in transports.iter().zip(&figures) {
+        let name = t.name;
+        ratio_row(&format!("{name} b/a (per round)"), &ratio(&f.b, &a));
+        ratio_row(
+            &format!("{name} d/c copying (per round)"),
+            &ratio(&f.d_copy, &c),
+        );
+        ratio_row(
+            &format!("{name} d/c zero-copy (per round)"),
+            &ratio(&f.d_zero, &c),
+        );
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
 }

@@ -1,7 +1,10 @@
 //! NXP rpmsg-lite through the same harness as our transport
-//! (`remoteproc/benches/transport.rs`): an rpmsg-lite master and an rpmsg-lite
-//! remote over one window, one thread each on two pinned cores, beside the
-//! same baselines, measured interleaved per round:
+//! (`remoteproc/benches/transport.rs`, whose `shared/` modules this includes):
+//! an rpmsg-lite master and an rpmsg-lite remote over one window, one thread
+//! each on two pinned cores, measured in the same rounds as the baselines and
+//! as our rpmsg (each round runs (a), ours and rpmsg-lite's (b), (c), ours and
+//! rpmsg-lite's (d)), so the two transports are compared on the same machine
+//! state:
 //!
 //! (a) raw cache-line ping-pong round trip (shared code);
 //! (b) rpmsg-lite round trip with 16-byte payloads (master sends, the remote
@@ -50,12 +53,26 @@ mod host_env;
 mod baseline;
 
 #[cfg(rpmsg_lite)]
+#[path = "../../benches/shared/ours.rs"]
+mod ours;
+
+#[cfg(rpmsg_lite)]
 fn main() {
     if !baseline::two_cores("rpmsg-lite transport") {
         return;
     }
-    let rounds = baseline::measure(bench::round_trip, bench::throughput);
-    baseline::report("rpmsg-lite", &rounds);
+    baseline::run(&[
+        baseline::Transport {
+            name: "rpmsg",
+            round_trip: &ours::rpmsg_round_trip,
+            throughput: &ours::rpmsg_throughput,
+        },
+        baseline::Transport {
+            name: "rpmsg-lite",
+            round_trip: &bench::round_trip,
+            throughput: &bench::throughput,
+        },
+    ]);
 }
 
 #[cfg(rpmsg_lite)]
