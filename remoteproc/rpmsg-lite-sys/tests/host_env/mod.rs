@@ -125,6 +125,10 @@ pub(crate) fn service() -> usize {
     for vq in 0..LINES {
         if owned & (1 << vq) != 0
             && ENABLED[vq].load(Ordering::Acquire)
+            // Read before the swap: a poll that finds nothing must not write
+            // the shared line (an idle interrupt controller costs the peer
+            // nothing either).
+            && PENDING[vq].load(Ordering::Relaxed)
             && PENDING[vq].swap(false, Ordering::AcqRel)
         {
             env_isr(vq as u32);
