@@ -42,7 +42,9 @@ COMMANDS:
                          times ping and TCP echo from Linux to the RTOS
                          against the RTOS's stack alone; `transport` runs the
                          shared-memory transport benchmark on two host
-                         threads. Both without an argument.
+                         threads, then rpmsg-lite beside it when
+                         RPMSG_LITE_INCLUDE/RPMSG_LITE_LIB are set (else
+                         SKIPPED). Both without an argument.
     build                Build the boot stage into target/firmware/boot.bin.
     setup                Install what is missing (as root) or print the exact
                          commands to run; fetch and unpack the arm64 guest
@@ -206,6 +208,24 @@ fn bench(rest: &[String]) -> Result<(), String> {
             "shared-memory transport (host threads)",
             cargo().args(["bench", "--package", "remoteproc", "--bench", "transport"]),
         )?;
+        // rpmsg-lite in the same harness, beside ours (it measures both in the
+        // same rounds). The environment passes through: with
+        // RPMSG_LITE_INCLUDE and RPMSG_LITE_LIB set the bindings are
+        // generated (the `bindgen` feature, which needs libclang); without
+        // them the bench prints SKIPPED and succeeds.
+        let mut rl = cargo();
+        rl.args([
+            "bench",
+            "--package",
+            "rpmsg-lite-sys",
+            "--bench",
+            "transport",
+        ]);
+        let set = |v: &str| std::env::var_os(v).is_some_and(|v| !v.is_empty());
+        if set("RPMSG_LITE_INCLUDE") && set("RPMSG_LITE_LIB") {
+            rl.args(["--features", "bindgen"]);
+        }
+        run("rpmsg-lite beside ours (host threads)", &mut rl)?;
     }
     Ok(())
 }
