@@ -377,6 +377,22 @@ pub struct LinkNode<'a> {
 }
 
 impl<'a> LinkNode<'a> {
+    /// The IPv4 network of the link's `net` device (`amp,ipv4-subnet`):
+    /// address and prefix length.
+    pub fn net_subnet(&self) -> Option<([u8; 4], u8)> {
+        children(self.node)
+            .filter(|d| str_prop(*d, "compatible") == Some("amp,avps-net"))
+            .find_map(|d| {
+                let v = prop(d, "amp,ipv4-subnet")?;
+                let addr = read_cells(v, 1)? as u32;
+                let len = read_cells(v.get(4..)?, 1)?;
+                Some((
+                    addr.to_be_bytes(),
+                    u8::try_from(len).ok().filter(|l| *l <= 30)?,
+                ))
+            })
+    }
+
     /// The AVPS devices on the link: `(kind, provider partition)`.
     pub fn devices(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
         children(self.node).filter_map(|d| {

@@ -27,6 +27,17 @@ const PSCI_0_1_IDS: &[(&str, u32)] = &[
 /// `compatible` of a link window's `reserved-memory` node.
 pub const WINDOW_COMPATIBLE: &str = "amp,shmem-window";
 
+/// The IPv4 network of the `net` device on the plan's link `n`:
+/// 10.77.n.0/24 (the provider is .2, the other side .1), for the first 256
+/// links.
+pub fn net_subnet(n: usize) -> Option<u32> {
+    let n = u8::try_from(n).ok()?;
+    Some(u32::from_be_bytes([10, 77, n, 0]))
+}
+
+/// Prefix length of each link's network.
+pub const NET_PREFIX_LEN: u32 = 24;
+
 /// The device tree partition `index` of `plan` boots with.
 pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
     let mut t = board.clone();
@@ -81,7 +92,8 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
     let links: Vec<_> = plan
         .links
         .iter()
-        .filter(|l| l.host as usize == index || l.remote as usize == index)
+        .enumerate()
+        .filter(|(_, l)| l.host as usize == index || l.remote as usize == index)
         .collect();
     if !links.is_empty() {
         let rm = match t.find("/reserved-memory") {
@@ -95,7 +107,7 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
             }
         };
         let (rac, rsc) = (t.address_cells(rm), t.size_cells(rm));
-        for l in &links {
+        for (_, l) in &links {
             let id = t.add_child(rm, &format!("amp-link@{:x}", l.base));
             t.set_prop(id, "compatible", string_value(&[WINDOW_COMPATIBLE]));
             let cells: Vec<u32> = number_cells(l.base, rac)
@@ -108,7 +120,7 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
         let holder = t.add_child(ROOT, "amp-links");
         t.set_prop(holder, "#address-cells", cells_value(&[2]));
         t.set_prop(holder, "#size-cells", cells_value(&[2]));
-        for l in &links {
+        for &(link_index, l) in &links {
             let host = l.host as usize == index;
             let peer = plan
                 .partitions
@@ -162,6 +174,16 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
                     "driver"
                 };
                 t.set_prop(dev, "amp,role", string_value(&[role]));
+                // Each link's network its own /24, the same on both sides.
+                if kind == "net" {
+                    if let Some(subnet) = net_subnet(link_index) {
+                        t.set_prop(
+                            dev,
+                            "amp,ipv4-subnet",
+                            cells_value(&[subnet, NET_PREFIX_LEN]),
+                        );
+                    }
+                }
             }
         }
     }

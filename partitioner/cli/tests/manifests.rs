@@ -279,6 +279,26 @@ fn generated_device_trees_pass_dtc_and_hold_only_the_partitions_share() {
                 .count();
             let nodes = fdtget(&dtb, &["-l", "/amp-links"]).map_or(0, |s| s.lines().count());
             assert_eq!(nodes, on, "{}: {} link nodes", m.display(), part.name);
+            // A link's network device gets the link's own /24, so two links
+            // never share a network; both sides read the same one.
+            for l in tree.links() {
+                if !l.devices().any(|(kind, _)| kind == "net") {
+                    continue;
+                }
+                let n = plan
+                    .links
+                    .iter()
+                    .position(|p| p.base == l.window.0)
+                    .unwrap();
+                assert_eq!(
+                    l.net_subnet(),
+                    Some(([10, 77, n as u8, 0], 24)),
+                    "{}: {} link {}",
+                    m.display(),
+                    part.name,
+                    l.name
+                );
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Runs the check; the process exit status.
 pub(crate) fn run(args: &[String]) -> i32 {
-    let p = net::PROVIDER_IP;
+    let p = net::Subnet::DEFAULT.provider();
     let default = format!("{}.{}.{}.{}:{}", p[0], p[1], p[2], p[3], net::ECHO_PORT);
     let addr = args.first().map_or(default.as_str(), String::as_str);
     let Ok(addr) = addr.parse::<SocketAddr>() else {

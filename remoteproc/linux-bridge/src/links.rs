@@ -23,6 +23,8 @@ pub(crate) struct LinkNode {
     pub(crate) ring_entries: u32,
     /// AVPS devices: `(kind, provider)`.
     pub(crate) devices: Vec<(String, String)>,
+    /// The network of the link's `net` device (`amp,ipv4-subnet`).
+    pub(crate) net_subnet: Option<remoteproc::avps::net::Subnet>,
 }
 
 fn string(dir: &Path, prop: &str) -> Option<String> {
@@ -49,6 +51,7 @@ fn one(dir: &Path) -> Option<LinkNode> {
     let reg = u64s(dir, "reg")?;
     let vrings = u64s(dir, "amp,vrings")?;
     let mut devices = Vec::new();
+    let mut net_subnet = None;
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut children: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -60,6 +63,9 @@ fn one(dir: &Path) -> Option<LinkNode> {
                 (string(&child, "compatible"), string(&child, "amp,provider"))
             {
                 if let Some(kind) = c.strip_prefix("amp,avps-") {
+                    if kind == "net" {
+                        net_subnet = subnet(&child);
+                    }
                     devices.push((kind.to_string(), p));
                 }
             }
@@ -74,6 +80,18 @@ fn one(dir: &Path) -> Option<LinkNode> {
         buffers: *u64s(dir, "amp,buffers")?.first()?,
         ring_entries: u32_prop(dir, "amp,ring-entries")?,
         devices,
+        net_subnet,
+    })
+}
+
+/// `amp,ipv4-subnet`: the network address and prefix length, one cell each.
+fn subnet(dir: &Path) -> Option<remoteproc::avps::net::Subnet> {
+    let raw = std::fs::read(dir.join("amp,ipv4-subnet")).ok()?;
+    let addr: [u8; 4] = raw.get(..4)?.try_into().ok()?;
+    let len = u32::from_be_bytes(raw.get(4..8)?.try_into().ok()?);
+    Some(remoteproc::avps::net::Subnet {
+        addr,
+        prefix_len: u8::try_from(len).ok().filter(|l| *l <= 30)?,
     })
 }
 
@@ -125,6 +143,11 @@ mod tests {
         write(&link, "amp,ring-entries", &256u32.to_be_bytes());
         write(&console, "compatible", b"amp,avps-console\0");
         write(&console, "amp,provider", b"rtos\0");
+        let net = link.join("net");
+        std::fs::create_dir_all(&net).unwrap();
+        write(&net, "compatible", b"amp,avps-net\0");
+        write(&net, "amp,provider", b"rtos\0");
+        write(&net, "amp,ipv4-subnet", &[10, 77, 3, 0, 0, 0, 0, 24]);
         std::fs::create_dir_all(root.join("amp-links/link@broken")).unwrap();
         let (links, bad) = read(&root);
         std::fs::remove_dir_all(&root).unwrap();
@@ -139,6 +162,18 @@ mod tests {
             (l.vrings, l.buffers, l.ring_entries),
             ([0x7ef0_1000, 0x7ef0_4000], 0x7ef0_7000, 256)
         );
-        assert_eq!(l.devices, [("console".to_string(), "rtos".to_string())]);
+        assert_eq!(
+            l.devices,
+            [
+                ("console".to_string(), "rtos".to_string()),
+                ("net".to_string(), "rtos".to_string())
+            ]
+        );
+        let subnet = l.net_subnet.unwrap();
+        assert_eq!(
+            (subnet.user(), subnet.provider()),
+            ([10, 77, 3, 1], [10, 77, 3, 2])
+        );
+        assert_eq!(subnet.mask(), [255, 255, 255, 0]);
     }
 }

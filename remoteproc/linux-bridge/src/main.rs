@@ -32,7 +32,9 @@ usage: avps-bridge [DT-ROOT]
 Serves the shared-memory links that the device tree at DT-ROOT (default
 /proc/device-tree) describes under /amp-links: each AVPS console appears at
 /dev/avps/<link>/console, each AVPS network device as a TAP interface
-(avps0, avps1, ...) with address 10.77.0.1/24; the provider is 10.77.0.2.
+(avps0, avps1, ...) with host address 1 on the link's network (its device
+tree's amp,ipv4-subnet: 10.77.0.1/24 on the first link); the provider is
+host 2 (10.77.0.2).
 Needs /dev/mem and, for network devices, the tun module.
 
 `echo` sends BYTES (default 1048576) of test data through a TCP echo service
@@ -182,9 +184,10 @@ fn serve<'m>(
             .map_err(|e| format!("{e:?}"))?;
         let name = format!("avps{taps}");
         *taps += 1;
-        let t = tap::Tap::open(&name).map_err(|e| format!("network device: {e}"))?;
-        let ip = net::USER_IP;
-        let peer_ip = net::PROVIDER_IP;
+        let subnet = node.net_subnet.unwrap_or(net::Subnet::DEFAULT);
+        let t = tap::Tap::open(&name, subnet).map_err(|e| format!("network device: {e}"))?;
+        let ip = subnet.user();
+        let peer_ip = subnet.provider();
         log(format_args!(
             "link {}: network device of {} at {} ({}.{}.{}.{}/{}, MTU {}; {} is {}.{}.{}.{})",
             node.name,
@@ -194,7 +197,7 @@ fn serve<'m>(
             ip[1],
             ip[2],
             ip[3],
-            net::PREFIX_LEN,
+            subnet.prefix_len,
             net::MTU,
             node.peer,
             peer_ip[0],

@@ -71,7 +71,7 @@ pub(crate) struct Tap {
 impl Tap {
     /// Creates the TAP interface `name` and brings it up with the user side's
     /// address on the link network.
-    pub(crate) fn open(name: &str) -> io::Result<Self> {
+    pub(crate) fn open(name: &str, subnet: net::Subnet) -> io::Result<Self> {
         // SAFETY: a NUL-terminated path; the descriptor is owned by `Tap`.
         let fd = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK) };
         if fd < 0 {
@@ -105,11 +105,11 @@ impl Tap {
                 r => break r?,
             }
         }
-        tap.configure()?;
+        tap.configure(subnet)?;
         Ok(tap)
     }
 
-    fn configure(&self) -> io::Result<()> {
+    fn configure(&self, subnet: net::Subnet) -> io::Result<()> {
         // SAFETY: a plain socket for interface ioctls, closed below.
         let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
         if sock < 0 {
@@ -123,10 +123,9 @@ impl Tap {
             req.data[..2].copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
             req.data[2..8].copy_from_slice(&net::USER_MAC);
             ioctl(sock, SIOCSIFHWADDR, &mut req, "set MAC address")?;
-            let mut req = IfReq::with_ipv4(&self.name, net::USER_IP);
+            let mut req = IfReq::with_ipv4(&self.name, subnet.user());
             ioctl(sock, SIOCSIFADDR, &mut req, "set address")?;
-            let mask = (!0u32 << (32 - u32::from(net::PREFIX_LEN))).to_be_bytes();
-            let mut req = IfReq::with_ipv4(&self.name, mask);
+            let mut req = IfReq::with_ipv4(&self.name, subnet.mask());
             ioctl(sock, SIOCSIFNETMASK, &mut req, "set netmask")?;
             let mut req = IfReq::new(&self.name);
             ioctl(sock, SIOCGIFFLAGS, &mut req, "read flags")?;

@@ -343,7 +343,13 @@ impl<'w> Side<'w> {
             .any(|(kind, provider)| kind == "net" && provider == me)
         {
             let ep = link.create_endpoint(Some(net::EP)).ok()?;
-            Some((ep, NetStack::new(now(), own_mpidr() ^ ticks())))
+            let subnet = l
+                .net_subnet()
+                .map_or(net::Subnet::DEFAULT, |(addr, prefix_len)| net::Subnet {
+                    addr,
+                    prefix_len,
+                });
+            Some((ep, NetStack::new(now(), own_mpidr() ^ ticks(), subnet)))
         } else {
             None
         };

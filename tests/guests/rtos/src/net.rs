@@ -153,7 +153,7 @@ pub(crate) struct NetStack {
 }
 
 impl NetStack {
-    pub(crate) fn new(now: Instant, seed: u64) -> Self {
+    pub(crate) fn new(now: Instant, seed: u64, subnet: net::Subnet) -> Self {
         let mut dev = alloc::boxed::Box::new(Frames::new(Medium::Ethernet, false));
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(
             net::PROVIDER_MAC,
@@ -162,8 +162,8 @@ impl NetStack {
         let mut iface = Interface::new(config, &mut *dev, now);
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(
-                IpAddress::Ipv4(ipv4(net::PROVIDER_IP)),
-                net::PREFIX_LEN,
+                IpAddress::Ipv4(ipv4(subnet.provider())),
+                subnet.prefix_len,
             ));
         });
         let storage: [SocketStorage<'static>; ECHO_SOCKETS] =
@@ -388,7 +388,7 @@ fn loopback(clock: &impl Fn() -> (Instant, u64)) -> (Frames, Interface, Ipv4Addr
     let mut dev = Frames::new(Medium::Ip, true);
     let (now, _) = clock();
     let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
-    let me = ipv4(net::PROVIDER_IP);
+    let me = ipv4(net::Subnet::DEFAULT.provider());
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(me), 8));
     });
