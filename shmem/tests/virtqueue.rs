@@ -234,6 +234,18 @@ fn rpmsg_lite_prefilled_used_ring_is_respected() {
     let mut drv: DriverQueue<'_, 8> = DriverQueue::new(w, layout, Notification::default()).unwrap();
     w.write_u16(layout.used + 2, 8).unwrap(); // master pre-placed 8 TX buffers
     let mut dev = DeviceQueue::attach(w, layout, Notification::default()).unwrap();
+    offer_one_and_use_it(&mut drv, &mut dev);
+    assert_eq!(w.read_u16(layout.used + 2).unwrap(), 9);
+    assert_eq!(
+        w.read_u32(layout.used + 4).unwrap(),
+        0,
+        "written at slot 8 % 8"
+    );
+}
+
+/// The driver offers one 4-byte readable buffer; the device takes it and
+/// gives it back.
+fn offer_one_and_use_it(drv: &mut DriverQueue<'_, 8>, dev: &mut DeviceQueue<'_>) {
     drv.add(
         &[Segment {
             addr: BUS,
@@ -246,12 +258,6 @@ fn rpmsg_lite_prefilled_used_ring_is_respected() {
     drv.publish().unwrap();
     let c = dev.pop_available().unwrap().unwrap();
     dev.push_used(c, 0).unwrap();
-    assert_eq!(w.read_u16(layout.used + 2).unwrap(), 9);
-    assert_eq!(
-        w.read_u32(layout.used + 4).unwrap(),
-        0,
-        "written at slot 8 % 8"
-    );
 }
 
 /// The device attaches before the driver pre-fills the used ring (rpmsg-lite's
@@ -269,18 +275,7 @@ fn used_index_prefilled_after_attach_is_respected() {
         "nothing offered yet"
     );
     w.write_u16(layout.used + 2, 8).unwrap(); // pre-fill lands now
-    drv.add(
-        &[Segment {
-            addr: BUS,
-            len: 4,
-            device_writable: false,
-        }],
-        0,
-    )
-    .unwrap();
-    drv.publish().unwrap();
-    let c = dev.pop_available().unwrap().unwrap();
-    dev.push_used(c, 0).unwrap();
+    offer_one_and_use_it(&mut drv, &mut dev);
     assert_eq!(w.read_u16(layout.used + 2).unwrap(), 9);
 }
 
