@@ -176,14 +176,13 @@ pub mod net {
         /// one (false: no room) or all went; true once the frame is out.
         pub fn pump(&mut self, mut send: impl FnMut(&[u8]) -> bool) -> bool {
             loop {
-                if self.waiting.is_none() {
-                    if self.made == self.total {
-                        return true;
-                    }
-                    self.waiting = Some(self.make());
-                }
-                let Some(n) = self.waiting else { continue };
+                let n = match self.waiting {
+                    Some(n) => n,
+                    None if self.made == self.total => return true,
+                    None => self.make(),
+                };
                 if !send(&self.message[..n]) {
+                    self.waiting = Some(n);
                     return false;
                 }
                 self.waiting = None;

@@ -73,10 +73,8 @@ pub(crate) struct Interrupts {
 }
 
 fn current_el() -> u64 {
-    let el: u64;
-    // SAFETY: reading CurrentEL has no side effect.
-    unsafe { core::arch::asm!("mrs {}, CurrentEL", out(reg) el) };
-    (el >> 2) & 3
+    use aarch64_cpu::registers::{CurrentEL, Readable};
+    CurrentEL.read(CurrentEL::EL)
 }
 
 impl Interrupts {

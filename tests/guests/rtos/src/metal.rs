@@ -641,7 +641,10 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
         // partition takes interrupts.
         let moved: u64 = sides
             .iter()
-            .map(|s| s.link.stats().sent + s.link.stats().received)
+            .map(|s| {
+                let st = s.link.stats();
+                st.sent + st.received
+            })
             .sum();
         if moved != last_moved {
             last_moved = moved;
