@@ -21,6 +21,6 @@ pub mod resource_table;
 pub mod rpmsg;
 
 pub use link::{
-    Endpoint, Incoming, Link, LinkConfig, LinkError, LinkStats, MessageError, Placement, Role,
-    RxMessage, ServiceEvent, TxBuffer,
+    Batch, Endpoint, Incoming, Link, LinkConfig, LinkError, LinkStats, MessageError, Placement,
+    Role, RxMessage, ServiceEvent, TxBuffer,
 };

@@ -797,3 +797,100 @@ fn rpmsg_lite_remote_attaching_before_the_used_prefill_tracks_it() {
     assert!(r.send(ept.addr(), 1, b"pong").unwrap());
     assert_eq!(w.read_u16(USED + 2).unwrap(), 1);
 }
+
+#[test]
+fn a_batch_is_seen_whole_at_its_end_and_never_stalls_the_peer() {
+    for (name, hc, rc) in configs() {
+        let mem = region(WINDOW);
+        let w = Window::from_words(&mem).with_bus_address(BUS);
+        let (mut h, mut r, hb, rb) = up(w, hc, rc);
+        let (he, re) = (
+            h.create_endpoint(None).unwrap().addr(),
+            r.create_endpoint(None).unwrap().addr(),
+        );
+        let word = |i: u32| i.to_le_bytes();
+
+        // Sends in a batch reach the peer together, at its end, with at most
+        // one doorbell.
+        let rings = hb.count(1);
+        let mut b = h.batch();
+        for i in 0..5 {
+            assert!(b.send(he, re, &word(i)).unwrap(), "{name}");
+        }
+        assert!(
+            r.receive().unwrap().is_none(),
+            "{name}: seen before the batch ended"
+        );
+        b.finish().unwrap();
+        assert!(hb.count(1) - rings <= 1, "{name}: one doorbell per batch");
+        for i in 0..5 {
+            assert_eq!(expect_message(&mut r), (he, re, word(i).to_vec()), "{name}");
+        }
+
+        // The remote's sends too; dropping the batch ends it.
+        let rings = rb.count(0);
+        {
+            let mut b = r.batch();
+            for i in 0..3 {
+                assert!(b.send(re, he, &word(i)).unwrap(), "{name}");
+            }
+            assert!(
+                h.receive().unwrap().is_none(),
+                "{name}: seen before the batch ended"
+            );
+        }
+        assert!(rb.count(0) - rings <= 1, "{name}: one doorbell per batch");
+        for i in 0..3 {
+            assert_eq!(expect_message(&mut h).2, word(i), "{name}");
+        }
+
+        // A batch holding every TX buffer publishes them when it runs out:
+        // the peer gets all of them while the batch is still open, and the
+        // batch goes on once buffers come back.
+        let mut b = h.batch();
+        let mut sent = 0;
+        while b.send(he, re, &word(sent)).unwrap() {
+            sent += 1;
+        }
+        assert_eq!(sent, 16, "{name}: every TX buffer");
+        for i in 0..sent {
+            assert_eq!(expect_message(&mut r).2, word(i), "{name}");
+        }
+        assert!(
+            b.send(he, re, &word(sent)).unwrap(),
+            "{name}: buffers came back"
+        );
+        drop(b);
+        assert_eq!(expect_message(&mut r).2, word(sent), "{name}");
+
+        // Releases in a batch are published once the receiver runs dry: the
+        // sender is out of buffers until then, never for longer.
+        for i in 0..16 {
+            assert!(h.send(he, re, &word(i)).unwrap(), "{name}");
+        }
+        let mut b = r.batch();
+        for i in 0..16 {
+            assert_eq!(expect_message(&mut b).2, word(i), "{name}");
+        }
+        assert!(
+            !h.send(he, re, b"x").unwrap(),
+            "{name}: releases seen early"
+        );
+        assert!(b.receive().unwrap().is_none(), "{name}");
+        assert!(h.send(he, re, b"x").unwrap(), "{name}: releases not seen");
+        drop(b);
+        assert_eq!(expect_message(&mut r).2, b"x", "{name}");
+
+        // A batch opened inside another ends nothing: the outer one publishes.
+        let mut outer = h.batch();
+        let mut inner = outer.batch();
+        assert!(inner.send(he, re, b"inner").unwrap(), "{name}");
+        inner.finish().unwrap();
+        assert!(
+            r.receive().unwrap().is_none(),
+            "{name}: the inner batch published"
+        );
+        outer.finish().unwrap();
+        assert_eq!(expect_message(&mut r).2, b"inner", "{name}");
+    }
+}

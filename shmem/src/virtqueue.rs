@@ -548,30 +548,63 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     pub fn pop_used(&mut self) -> Result<Option<Used>, RingError> {
         // used.idx is read (a cross-core miss) only once the entries seen with
         // its last value, checked then, are all taken.
-        if self.used_seen == self.last_used {
-            self.window.invalidate(self.layout.used_idx(), 2);
-            let idx = self.window.read_u16(self.layout.used_idx())?;
-            if idx == self.last_used {
-                return Ok(None);
-            }
-            if idx.wrapping_sub(self.last_used) > self.outstanding {
-                return Err(RingError::UsedIndex {
-                    idx,
-                    seen: self.last_used,
-                });
-            }
-            // Barrier *consume*: used.idx before the used elements and buffers.
-            fence(Ordering::Acquire);
-            self.used_seen = idx;
+        if self.used_seen == self.last_used && self.refresh_used()? == 0 {
+            return Ok(None);
         }
+        let used = self.take_used()?;
+        self.ask_interrupt()?;
+        Ok(Some(used))
+    }
+
+    /// Takes back every used chain the device has returned (checked as by
+    /// [`DriverQueue::pop_used`]), handing each to `each`: one read of
+    /// used.idx and one interrupt request for all of them. Returns how many.
+    #[inline(always)]
+    pub fn drain_used(&mut self, mut each: impl FnMut(Used)) -> Result<u16, RingError> {
+        if self.used_seen == self.last_used {
+            self.refresh_used()?;
+        }
+        let n = self.used_seen.wrapping_sub(self.last_used);
+        for _ in 0..n {
+            each(self.take_used()?);
+        }
+        if n != 0 {
+            self.ask_interrupt()?;
+        }
+        Ok(n)
+    }
+
+    /// Reads used.idx; returns how many entries it adds (checked against what
+    /// is outstanding).
+    #[inline(always)]
+    fn refresh_used(&mut self) -> Result<u16, RingError> {
+        self.window.invalidate(self.layout.used_idx(), 2);
+        let idx = self.window.read_u16(self.layout.used_idx())?;
+        let new = idx.wrapping_sub(self.last_used);
+        if new > self.outstanding {
+            return Err(RingError::UsedIndex {
+                idx,
+                seen: self.last_used,
+            });
+        }
+        // Barrier *consume*: used.idx before the used elements and buffers.
+        fence(Ordering::Acquire);
+        self.used_seen = idx;
+        Ok(new)
+    }
+
+    /// The used element at `last_used` (known to be below `used_seen`),
+    /// checked, and its chain freed.
+    #[inline(always)]
+    fn take_used(&mut self) -> Result<Used, RingError> {
         let at = self.layout.used_elem(self.last_used);
         self.window.invalidate(at, 8);
         let id = self.window.read_u32(at)?;
         let len = self.window.read_u32(at + 4)?;
-        if id >= u32::from(self.layout.size) || self.chain_len[id as usize] == 0 {
-            return Err(RingError::UsedId(id));
-        }
-        let head = id as u16;
+        let head = match self.chain_len.get(id as usize) {
+            Some(&n) if n != 0 && id < u32::from(self.layout.size) => id as u16,
+            _ => return Err(RingError::UsedId(id)),
+        };
         let capacity = self.capacity[usize::from(head)];
         // A chain with nothing device-writable (a sent message): the device
         // wrote nothing, whatever it reports, and nothing is read on the
@@ -599,17 +632,23 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         self.chain_len[usize::from(head)] = 0;
         self.outstanding -= 1;
         self.last_used = self.last_used.wrapping_add(1);
+        Ok(Used {
+            head,
+            token: self.token[usize::from(head)],
+            len,
+        })
+    }
+
+    /// With the event index, asks to be interrupted when the next entry is
+    /// used.
+    #[inline(always)]
+    fn ask_interrupt(&mut self) -> Result<(), RingError> {
         if self.notification.event_idx && self.want_interrupts {
-            // Ask to be interrupted when the next entry is used.
             self.window
                 .write_u16(self.layout.used_event(), self.last_used)?;
             self.window.clean(self.layout.used_event(), 2);
         }
-        Ok(Some(Used {
-            head,
-            token: self.token[usize::from(head)],
-            len,
-        }))
+        Ok(())
     }
 
     /// Asks the device for interrupts again. Returns whether used entries are
@@ -695,6 +734,8 @@ pub struct DeviceQueue<'a> {
     /// avail.idx as last read (and checked); entries up to it are known.
     avail_seen: u16,
     used_idx: u16,
+    /// `used_idx` as last stored in the ring ([`DeviceQueue::publish_used`]).
+    used_published: u16,
     /// `used_idx` has been read from the ring (see [`DeviceQueue::attach`]).
     used_known: bool,
     in_flight: u16,
@@ -723,6 +764,7 @@ impl<'a> DeviceQueue<'a> {
             last_avail: 0,
             avail_seen: 0,
             used_idx: 0,
+            used_published: 0,
             used_known: false,
             in_flight: 0,
             want_notifications: true,
@@ -735,6 +777,7 @@ impl<'a> DeviceQueue<'a> {
     /// index is read again with the next offered chain.
     pub fn reset(&mut self) -> Result<(), RingError> {
         self.used_idx = 0;
+        self.used_published = 0;
         self.used_known = false;
         self.last_avail = 0;
         self.avail_seen = 0;
@@ -804,6 +847,7 @@ impl<'a> DeviceQueue<'a> {
                 // every slot it names is inside the ring.
                 self.window.invalidate(self.layout.used_idx(), 2);
                 self.used_idx = self.window.read_u16(self.layout.used_idx())?;
+                self.used_published = self.used_idx;
                 self.used_known = true;
             }
         }
@@ -813,6 +857,52 @@ impl<'a> DeviceQueue<'a> {
         if head >= size {
             return Err(RingError::DescriptorIndex(head.into()));
         }
+        // The common chain, one descriptor (every rpmsg buffer): copied out in
+        // two loads (`addr`; `len`, `flags` and `next` as one word), checked,
+        // and done without the walk below.
+        let at = self.layout.descriptor(head);
+        self.window.invalidate(at, DESCRIPTOR_SIZE);
+        let addr = self.window.read_u64(at + desc::ADDR)?;
+        let word = self.window.read_u64(at + desc::LEN)?;
+        let (len, flags) = (word as u32, (word >> 32) as u16);
+        let (chain, first) = if flags & (DESC_F_NEXT | DESC_F_INDIRECT) == 0 {
+            let offset = self.window.offset_of(addr, len.into())?;
+            let writable = flags & DESC_F_WRITE != 0;
+            let first = Buffer {
+                offset,
+                len,
+                device_writable: writable,
+            };
+            let mut chain = Chain {
+                head,
+                count: 0,
+                buffers: [Buffer::default(); M],
+                writable: if writable { len } else { 0 },
+            };
+            if let Some(b) = chain.buffers.first_mut() {
+                *b = first;
+                chain.count = 1;
+            }
+            (chain, first)
+        } else {
+            self.walk::<M>(head)?
+        };
+        self.last_avail = self.last_avail.wrapping_add(1);
+        self.in_flight += 1;
+        if self.notification.event_idx && self.want_notifications {
+            // Ask to be notified when the driver publishes past this entry.
+            self.window
+                .write_u16(self.layout.avail_event(), self.last_avail)?;
+            self.window.clean(self.layout.avail_event(), 2);
+        }
+        Ok(Some((chain, first)))
+    }
+
+    /// Every descriptor of the chain at `head`, copied out once and checked
+    /// (index, flags, order, address and length inside the window, length
+    /// overflow, chain length, loops); the first `M` buffers kept.
+    fn walk<const M: usize>(&self, head: u16) -> Result<(Chain<M>, Buffer), RingError> {
+        let size = self.layout.size;
         let mut chain = Chain {
             head,
             count: 0,
@@ -871,15 +961,7 @@ impl<'a> DeviceQueue<'a> {
             }
             i = next;
         }
-        self.last_avail = self.last_avail.wrapping_add(1);
-        self.in_flight += 1;
-        if self.notification.event_idx && self.want_notifications {
-            // Ask to be notified when the driver publishes past this entry.
-            self.window
-                .write_u16(self.layout.avail_event(), self.last_avail)?;
-            self.window.clean(self.layout.avail_event(), 2);
-        }
-        Ok(Some((chain, first)))
+        Ok((chain, first))
     }
 
     /// Returns a chain with `written` bytes written into its writable part.
@@ -890,6 +972,20 @@ impl<'a> DeviceQueue<'a> {
         chain: Chain<M>,
         written: u32,
     ) -> Result<bool, RingError> {
+        self.stage_used(chain, written)?;
+        self.publish_used()
+    }
+
+    /// Writes a chain's used element without publishing it: the driver sees
+    /// it, with every chain staged before it, at the next
+    /// [`DeviceQueue::publish_used`] (one `used.idx` store, one notify check
+    /// for a batch). The chain counts as returned at once.
+    #[inline(always)]
+    pub fn stage_used<const M: usize>(
+        &mut self,
+        chain: Chain<M>,
+        written: u32,
+    ) -> Result<(), RingError> {
         if written > chain.writable {
             return Err(RingError::UsedLength {
                 len: written,
@@ -911,15 +1007,25 @@ impl<'a> DeviceQueue<'a> {
             self.window.write_u32(at + 4, written)?;
             self.window.clean(at, 8);
         }
-        let old = self.used_idx;
-        let new = old.wrapping_add(1);
-        // Barrier *publish*: the used element (and the bytes written into the
-        // buffer) before used.idx.
+        self.used_idx = self.used_idx.wrapping_add(1);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Makes every used element staged since the last publish visible to the
+    /// driver. Returns whether the driver should be interrupted.
+    #[inline(always)]
+    pub fn publish_used(&mut self) -> Result<bool, RingError> {
+        let (old, new) = (self.used_published, self.used_idx);
+        if old == new {
+            return Ok(false);
+        }
+        // Barrier *publish*: the used elements (and the bytes written into
+        // the buffers) before used.idx.
         fence(Ordering::Release);
         self.window.write_u16(self.layout.used_idx(), new)?;
         self.window.clean(self.layout.used_idx(), 2);
-        self.used_idx = new;
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.used_published = new;
         if self.notification.polled {
             return Ok(false);
         }
