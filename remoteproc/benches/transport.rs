@@ -6,8 +6,12 @@
 //! (b) rpmsg round trip with 16-byte payloads;
 //! (c) a raw single-producer single-consumer ring of 496-byte slots, copy in and
 //!     copy out: the throughput ceiling of any shared-memory transport;
-//! (d) rpmsg throughput with 496-byte payloads, copying (`send` / `copy_to`) and
-//!     zero-copy (fill the TX buffer in place / read the RX buffer in place).
+//! (d) rpmsg throughput with 496-byte payloads, copying (`send` / `copy_to`,
+//!     through private arrays on both sides, as (c) does) and zero-copy (the
+//!     payload produced word by word in the lent TX buffer with
+//!     `write_words`, and each word used in place in the RX buffer with
+//!     `words`: no staging copy on either side). Both sides stream in
+//!     batches of 32 (`Link::batch`), publishing ring updates once per batch.
 //!
 //! Reports b/a and d/c, each taken within one round of the five measurements
 //! (the median over rounds, with the spread). Run with `cargo bench -p remoteproc --bench transport`;

@@ -30,7 +30,9 @@ use crate::rpmsg::{self, header, ns};
 use core::fmt;
 use shmem::header::{Side, WindowHeader};
 use shmem::virtqueue::{Notification, RingLayout, Segment, F_EVENT_IDX};
-use shmem::{Chain, DeviceQueue, Doorbell, DriverQueue, RingError, Span, Window, WindowError};
+use shmem::{
+    Chain, DeviceQueue, Doorbell, DriverQueue, RingError, Span, Window, WindowError, Words,
+};
 
 /// Which end of the link this side is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -351,6 +353,21 @@ impl TxBuffer<'_> {
         self.buffer.len() - rpmsg::HEADER_SIZE
     }
 
+    /// Stores `words` as little-endian `u64`s into the payload from `at`, as
+    /// many as fit; returns the bytes written. Produces the payload in place
+    /// (each word stored once, no staging copy).
+    #[inline]
+    pub fn write_words(
+        &mut self,
+        at: usize,
+        words: impl IntoIterator<Item = u64>,
+    ) -> Result<usize, LinkError> {
+        let at = at.checked_add(rpmsg::HEADER_SIZE).ok_or(LinkError::Usage)?;
+        self.buffer
+            .write_words(at, words)
+            .map_err(|_| LinkError::Usage)
+    }
+
     /// Copies `bytes` into the payload at `at`.
     #[inline]
     pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), LinkError> {
@@ -386,7 +403,7 @@ pub struct RxMessage<'a> {
     slot: RxSlot,
 }
 
-impl RxMessage<'_> {
+impl<'a> RxMessage<'a> {
     /// Sender's address.
     pub fn src(&self) -> u32 {
         self.src
@@ -410,6 +427,15 @@ impl RxMessage<'_> {
             .read_bytes(at, dst)
             .map_err(|_| LinkError::Usage)
     }
+    /// The payload's whole little-endian `u64` words, each loaded once as the
+    /// iterator reaches it: uses the payload in place, with no staging copy
+    /// (a tail shorter than a word is read with [`RxMessage::read`]). The
+    /// peer could still be writing the buffer, so take each word as final
+    /// only once it is loaded, as with every other accessor.
+    pub fn words(&self) -> Words<'a> {
+        self.payload.words(0)
+    }
+
     /// Copies the whole payload into the start of `dst`; returns its length.
     pub fn copy_to(&self, dst: &mut [u8]) -> Result<usize, LinkError> {
         let n = self.len();

@@ -157,6 +157,18 @@ fn zero_copy_fill_in_place_and_read_through_the_guard() {
     assert_eq!(&b, b"tail!!");
     assert_eq!(m.read(491, &mut b), Err(LinkError::Usage));
     r.release(m).unwrap();
+    // Words produced and used in place.
+    let mut tx = h.alloc_tx().unwrap().unwrap();
+    assert_eq!(
+        tx.write_words(0, (1..).map(|i| i * 0x0101_0101)).unwrap(),
+        496
+    );
+    h.send_buffer(tx, 1, re.addr(), 496).unwrap();
+    let Some(Incoming::Message(m)) = r.receive().unwrap() else {
+        panic!()
+    };
+    assert!(m.words().eq((1..=62).map(|i| i * 0x0101_0101)));
+    r.release(m).unwrap();
     // A lent buffer given back unsent is reusable.
     let tx = r.alloc_tx().unwrap().unwrap();
     r.discard_tx(tx).unwrap();

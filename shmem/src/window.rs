@@ -513,7 +513,60 @@ impl<'a> Window<'a> {
     }
 }
 
-impl Span<'_> {
+/// The words of a span, loaded as iterated (see [`Span::words`]).
+#[derive(Clone, Debug)]
+pub struct Words<'a> {
+    span: Span<'a>,
+    at: usize,
+}
+
+impl Iterator for Words<'_> {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        if self.at > self.span.len || self.span.len - self.at < 8 {
+            return None;
+        }
+        let word = self.span.load_word(self.at);
+        self.at += 8;
+        Some(word)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.span.len.saturating_sub(self.at) / 8;
+        (n, Some(n))
+    }
+
+    /// Aligned words in one tight loop (alignment and length checked once),
+    /// else word by word.
+    #[cfg(not(loom))]
+    #[inline]
+    fn fold<B, F: FnMut(B, u64) -> B>(self, init: B, mut f: F) -> B {
+        let n = self.span.len.saturating_sub(self.at) / 8;
+        if n == 0 {
+            return init;
+        }
+        // SAFETY: `at + 8 * n <= len` (n is the whole words left), and the
+        // span lies inside the region (checked when made).
+        let p = unsafe { self.span.base.as_ptr().add(self.at) }.cast::<u64>();
+        if !(p as usize).is_multiple_of(8) {
+            let mut acc = init;
+            for word in self {
+                acc = f(acc, word);
+            }
+            return acc;
+        }
+        let mut acc = init;
+        for k in 0..n {
+            // SAFETY: word `k < n` lies inside the span (above); aligned (tested).
+            acc = f(acc, u64::from_le(unsafe { p.add(k).read_volatile() }));
+        }
+        acc
+    }
+}
+
+impl<'a> Span<'a> {
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -528,6 +581,95 @@ impl Span<'_> {
         match at.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
             _ => Err(WindowError::OutOfBounds { offset: at, len }),
+        }
+    }
+
+    /// Stores `words` as consecutive little-endian `u64`s from `at`, each
+    /// with one volatile store (eight byte stores where the address is not
+    /// 8-byte aligned), for as many as fit in the span; returns the bytes
+    /// written. For producing data in place, with no staging copy.
+    #[inline]
+    pub fn write_words(
+        &self,
+        at: usize,
+        words: impl IntoIterator<Item = u64>,
+    ) -> Result<usize, WindowError> {
+        self.check(at, 0)?;
+        let n = (self.len - at) / 8;
+        #[cfg(not(loom))]
+        {
+            // SAFETY: `at <= len` (checked), so the pointer stays inside the
+            // span, which lies inside the region (checked when made).
+            let p = unsafe { self.base.as_ptr().add(at) }.cast::<u64>();
+            if (p as usize).is_multiple_of(8) {
+                let mut k = 0;
+                for word in words.into_iter().take(n) {
+                    // SAFETY: word `k < n` lies inside the span; aligned (tested).
+                    unsafe { p.add(k).write_volatile(word.to_le()) };
+                    k += 1;
+                }
+                return Ok(8 * k);
+            }
+        }
+        let mut k = 0;
+        for word in words.into_iter().take(n) {
+            self.store_word(at + 8 * k, word);
+            k += 1;
+        }
+        Ok(8 * k)
+    }
+
+    /// The little-endian `u64`s from `at` up to the span's last whole word
+    /// (none when `at` is past it), each loaded once (volatile) when the
+    /// iterator reaches it: for using data in place, with no staging copy.
+    pub fn words(&self, at: usize) -> Words<'a> {
+        Words { span: *self, at }
+    }
+
+    /// One word at `at` (`at + 8 <= len`, checked by the caller).
+    #[inline(always)]
+    fn store_word(&self, at: usize, word: u64) {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: `at + 8 <= self.len` (caller), and the span lies inside
+            // the region (checked when made). The word store is aligned (tested).
+            unsafe {
+                let p = self.base.as_ptr().add(at);
+                if (p as usize).is_multiple_of(8) {
+                    p.cast::<u64>().write_volatile(word.to_le());
+                } else {
+                    copy_in(p, &word.to_le_bytes());
+                }
+            }
+        }
+        #[cfg(loom)]
+        let _ = self
+            .window
+            .write_bytes(self.offset + at, &word.to_le_bytes());
+    }
+
+    /// One word at `at` (`at + 8 <= len`, checked by the caller).
+    #[inline(always)]
+    fn load_word(&self, at: usize) -> u64 {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: as in `store_word`.
+            unsafe {
+                let p = self.base.as_ptr().add(at);
+                if (p as usize).is_multiple_of(8) {
+                    u64::from_le(p.cast::<u64>().read_volatile())
+                } else {
+                    let mut b = [0u8; 8];
+                    copy_out(p, &mut b);
+                    u64::from_le_bytes(b)
+                }
+            }
+        }
+        #[cfg(loom)]
+        {
+            let mut b = [0u8; 8];
+            let _ = self.window.read_bytes(self.offset + at, &mut b);
+            u64::from_le_bytes(b)
         }
     }
 
@@ -818,6 +960,30 @@ mod tests {
         assert_eq!(b, [0x44, 0x33, 0x22, 0x11]);
         assert_eq!(w.read_u16(8).unwrap(), 0xaabb);
         assert_eq!(w.read_u64(16).unwrap(), 0x0102_0304_0506_0708);
+    }
+
+    #[test]
+    fn words_in_place_at_any_alignment_stop_at_the_span_end() {
+        let mem = words(8);
+        let w = Window::from_words(&mem);
+        for start in [8, 11] {
+            w.fill(0, 64, 0).unwrap();
+            let s = w.span(start, 21).unwrap();
+            // Two whole words fit in 21 bytes: the third is not written.
+            assert_eq!(s.write_words(0, [1, 2, 3]).unwrap(), 16, "at {start}");
+            assert_eq!(w.read_u8(start + 16).unwrap(), 0, "at {start}");
+            let mut b = [0u8; 8];
+            w.read_bytes(start + 8, &mut b).unwrap();
+            assert_eq!(u64::from_le_bytes(b), 2, "at {start}: little-endian");
+            assert_eq!(s.words(0).collect::<Vec<_>>(), [1, 2], "at {start}");
+            assert_eq!(s.words(8).size_hint(), (1, Some(1)));
+            assert_eq!(s.words(14).count(), 0, "at {start}: no partial word");
+            assert_eq!(s.words(usize::MAX).count(), 0, "at {start}: past the end");
+            assert_eq!(
+                s.write_words(22, [9]),
+                Err(WindowError::OutOfBounds { offset: 22, len: 0 })
+            );
+        }
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! (c) raw SPSC ring of 496-byte slots (shared code);
 //! (d) rpmsg-lite one-way throughput with 496-byte payloads, master to
 //!     remote: copying (`rpmsg_lite_send`, the callback copies out) and
-//!     zero-copy (`rpmsg_lite_alloc_tx_buffer` + `rpmsg_lite_send_nocopy`;
-//!     the callback holds the buffer, which is read in place and given back
-//!     with `rpmsg_lite_release_rx_buffer`).
+//!     zero-copy (`rpmsg_lite_alloc_tx_buffer`, the payload produced in it
+//!     word by word, `rpmsg_lite_send_nocopy`; the callback holds the
+//!     buffer, whose words are summed in place before it is given back with
+//!     `rpmsg_lite_release_rx_buffer`), as ours does in (d).
 //!
 //! rpmsg-lite runs as on bare metal with the environment of the interop test
 //! (`tests/host_env`): its interrupts are lines each thread takes when it
@@ -249,7 +250,9 @@ mod bench {
             }
         }
 
-        /// Zero-copy send: borrows a TX buffer, fills it in place, sends it.
+        /// Zero-copy send: borrows a TX buffer, produces `data`'s bytes in
+        /// it word by word (as ours does with `TxBuffer::write_words`; no
+        /// staging copy), sends it.
         fn send_nocopy(&self, dst: u32, data: &[u8]) {
             let mut size = 0u32;
             let buf = loop {
@@ -262,9 +265,13 @@ mod bench {
                 }
                 host_env::service();
             };
-            assert!(size as usize >= data.len());
-            // SAFETY: rpmsg-lite lent `size` writable bytes at `buf`.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf.cast(), data.len()) };
+            assert!(size as usize >= data.len() && buf.cast::<u64>().is_aligned());
+            let word = u64::from_ne_bytes(data[..8].try_into().expect("8 bytes"));
+            for k in 0..data.len() / 8 {
+                // SAFETY: rpmsg-lite lent `size` >= `data.len()` writable bytes
+                // at `buf` (8-byte aligned, asserted); word `k` lies inside.
+                unsafe { buf.cast::<u64>().add(k).write_volatile(word) };
+            }
             // SAFETY: as above; `buf` came from rpmsg_lite_alloc_tx_buffer and
             // is not touched again.
             let r = unsafe {
@@ -273,15 +280,22 @@ mod bench {
             assert_eq!(r, rl::RL_SUCCESS as i32, "rpmsg_lite_send_nocopy");
         }
 
-        /// Zero-copy receive: reads each held buffer in place into `out`,
+        /// Zero-copy receive: uses each held buffer in place (every word
+        /// loaded once and summed, as ours does with `RxMessage::words`),
         /// then gives it back. Returns how many.
-        fn drain_held(&self, rx: &Rx, out: &mut [u8; PAYLOAD]) -> u64 {
+        fn drain_held(&self, rx: &Rx) -> u64 {
             let mut n = 0;
             while let Some((p, len)) = rx.held.borrow_mut().pop_front() {
-                // SAFETY: a payload rpmsg-lite handed to `on_message`, held and
-                // not yet released: readable for `len` <= PAYLOAD bytes.
-                unsafe { std::ptr::copy_nonoverlapping(p, out.as_mut_ptr(), len) };
-                rx.sum.set(rx.sum.get().wrapping_add(u64::from(out[0])));
+                let words = p.cast::<u64>();
+                assert!(words.is_aligned());
+                let mut sum = rx.sum.get();
+                for k in 0..len / 8 {
+                    // SAFETY: a payload rpmsg-lite handed to `on_message`, held
+                    // and not yet released: readable for `len` bytes, 8-byte
+                    // aligned (asserted); word `k` lies inside.
+                    sum = sum.wrapping_add(unsafe { words.add(k).read_volatile() });
+                }
+                rx.sum.set(sum);
                 // SAFETY: as above; `p` is a held RX payload, released once.
                 let r = unsafe { rl::rpmsg_lite_release_rx_buffer(self.inst, p.cast()) };
                 assert_eq!(r, rl::RL_SUCCESS as i32, "rpmsg_lite_release_rx_buffer");
@@ -384,12 +398,11 @@ mod bench {
                 (messages * PAYLOAD as u64) as f64 / start.elapsed().as_secs_f64()
             },
             |r, rx, done| {
-                let mut buf = [0u8; PAYLOAD];
                 let mut got = 0;
                 while got < messages {
                     host_env::service();
                     if zero_copy {
-                        got += r.drain_held(rx, &mut buf);
+                        got += r.drain_held(rx);
                     } else {
                         got = rx.received.get();
                     }
