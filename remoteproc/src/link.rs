@@ -22,8 +22,13 @@
 //!
 //! Zero copy: [`Link::alloc_tx`] lends a [`TxBuffer`] to fill in place and
 //! [`Link::send_buffer`] sends it; [`Link::receive`] returns an [`RxMessage`],
-//! a guard whose accessors copy out of the buffer (never a reference into
-//! it), given back with [`Link::release`].
+//! a guard whose accessors read the buffer with volatile loads (never a
+//! reference into it), given back with [`Link::release`]. `write_words` and
+//! `words` produce and use a payload word by word where it lies; `write` and
+//! `read` copy byte ranges.
+//!
+//! Streams: [`Link::batch`] stages sends and releases and publishes them
+//! together, one ring index store and at most one doorbell per batch.
 
 use crate::resource_table::{self, status, RpmsgDevice, TableError, TableSpec};
 use crate::rpmsg::{self, header, ns};
