@@ -893,6 +893,31 @@ fn a_batch_is_seen_whole_at_its_end_and_never_stalls_the_peer() {
         drop(b);
         assert_eq!(expect_message(&mut r).2, b"x", "{name}");
 
+        // dispatch releases everything it handled together at its end, or
+        // with the batch it runs in.
+        for i in 0..16 {
+            assert!(h.send(he, re, &word(i)).unwrap(), "{name}");
+        }
+        let mut got = vec![];
+        let mut b = r.batch();
+        let n = b.dispatch(|m| got.push(m.words().next()), |_| {}).unwrap();
+        assert_eq!((n, got.len()), (16, 16), "{name}");
+        assert!(
+            !h.send(he, re, b"x").unwrap(),
+            "{name}: released inside the batch"
+        );
+        drop(b);
+        assert!(
+            h.send(he, re, b"x").unwrap(),
+            "{name}: not released at the batch end"
+        );
+        assert_eq!(r.dispatch(|_| {}, |_| {}).unwrap(), 1, "{name}");
+        assert!(
+            h.send(he, re, b"y").unwrap(),
+            "{name}: dispatch released nothing"
+        );
+        assert_eq!(expect_message(&mut r).2, b"y", "{name}");
+
         // A batch opened inside another ends nothing: the outer one publishes.
         let mut outer = h.batch();
         let mut inner = outer.batch();
