@@ -10,8 +10,10 @@
 //!     through private arrays on both sides, as (c) does) and zero-copy (the
 //!     payload produced word by word in the lent TX buffer with
 //!     `write_words`, and each word used in place in the RX buffer with
-//!     `words`: no staging copy on either side). Both sides stream in
-//!     batches of 32 (`Link::batch`), publishing ring updates once per batch.
+//!     `words`: no staging copy on either side). The sender streams in
+//!     batches of 32 (`Link::batch`), the receiver takes everything pending
+//!     per `Link::dispatch` call; each publishes its ring updates once per
+//!     batch or call.
 //!
 //! Reports b/a and d/c, each taken within one round of the five measurements
 //! (the median over rounds, with the spread). Run with `cargo bench -p remoteproc --bench transport`;

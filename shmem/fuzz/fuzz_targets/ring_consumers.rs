@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
         let mut buf = [0u8; 512];
         for (i, op) in script.iter().enumerate() {
             let link = if op & 1 == 0 { &mut host } else { &mut remote };
-            match (op >> 1) % 5 {
+            match (op >> 1) % 7 {
                 0 => {
                     let _ = link.send(1, 2, &buf[..usize::from(*op) % 64]);
                 }
@@ -102,6 +102,23 @@ fuzz_target!(|data: &[u8]| {
                 3 => {
                     if link.is_broken() {
                         let _ = link.reset();
+                    }
+                }
+                4 => {
+                    // Everything pending, used in place, released together.
+                    let mut sum = 0u64;
+                    let _ = link.dispatch(|m| sum = m.words().fold(sum, u64::wrapping_add), |_| {});
+                    std::hint::black_box(sum);
+                }
+                5 => {
+                    // A batch of sends, produced in place.
+                    let mut batch = link.batch();
+                    for k in 0..usize::from(*op) % 6 {
+                        if let Ok(Some(mut tx)) = batch.alloc_tx() {
+                            let words = (0..k as u64).map(|w| w * 0x0101);
+                            let n = tx.write_words(0, words).unwrap_or(0);
+                            let _ = batch.send_buffer(tx, 1, 2, n);
+                        }
                     }
                 }
                 _ => {
