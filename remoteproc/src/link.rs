@@ -1320,7 +1320,33 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Err(LinkError::Usage);
         }
         self.ready()?;
+        if let Some((at, k)) = Self::host_offer(&self.window, &buffer, src, dst, len) {
+            return self.offer_host(at, k, [src, dst], Payload::InPlace(len));
+        }
         self.commit(buffer, src, dst, len)
+    }
+
+    /// Where a lent host buffer is and its index, when it can go straight to
+    /// [`Link::offer_host`]: 8-byte aligned, with valid addresses and a
+    /// length that fits. `None` for every other case, which
+    /// [`Link::commit`] handles (or reports).
+    #[inline(always)]
+    fn host_offer(
+        w: &Window<'_>,
+        buffer: &TxBuffer<'_>,
+        src: u32,
+        dst: u32,
+        len: usize,
+    ) -> Option<(usize, u16)> {
+        let TxSlot::Host(k) = buffer.slot else {
+            return None;
+        };
+        let at = w.span_offset(&buffer.buffer);
+        (at.is_multiple_of(8)
+            && len <= buffer.capacity()
+            && src != rpmsg::ADDR_ANY
+            && dst != rpmsg::ADDR_ANY)
+            .then_some((at, k.get()))
     }
 
     /// Writes the rpmsg header of host buffer `k` at `at` (8-byte aligned,
@@ -1403,11 +1429,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             self.discard_tx(buffer)?;
             return Err(LinkError::Usage);
         }
+        if let Some((at, k)) = Self::host_offer(&self.window, &buffer, src, dst, len) {
+            return self.offer_host(at, k, [src, dst], Payload::InPlace(len));
+        }
         let w = self.window;
         let at = w.span_offset(&buffer.buffer);
-        if let (TxSlot::Host(k), true) = (&buffer.slot, at.is_multiple_of(8)) {
-            return self.offer_host(at, k.get(), [src, dst], Payload::InPlace(len));
-        }
         // The header in two 64-bit stores when aligned, else in one byte
         // copy (any alignment a remote's host gave us).
         if at.is_multiple_of(8) {

@@ -7,6 +7,7 @@
 //! same table.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use shmem::window::Word;
@@ -44,12 +45,23 @@ pub(crate) fn pin(cpu: usize) {
 #[repr(align(128))]
 struct Line(AtomicU64);
 
+/// Every measurement starts its clock only once both of its threads are
+/// pinned and have met here: thread start-up and migration are not measured,
+/// nor a side that starts late (a producer running alone fills the ring and
+/// then waits, which would be charged to the transport).
+pub(crate) fn both_ready(barrier: &Barrier) -> Instant {
+    barrier.wait();
+    Instant::now()
+}
+
 /// (a) Round trips of one cache line between two cores.
 pub(crate) fn ping_pong(rounds: u64) -> Duration {
     let (ping, pong) = (Line(AtomicU64::new(0)), Line(AtomicU64::new(0)));
+    let ready = Barrier::new(2);
     std::thread::scope(|s| {
         s.spawn(|| {
             pin(1);
+            ready.wait();
             for i in 1..=rounds {
                 while ping.0.load(Ordering::Acquire) != i {
                     std::hint::spin_loop();
@@ -58,7 +70,7 @@ pub(crate) fn ping_pong(rounds: u64) -> Duration {
             }
         });
         pin(0);
-        let start = Instant::now();
+        let start = both_ready(&ready);
         for i in 1..=rounds {
             ping.0.store(i, Ordering::Release);
             while pong.0.load(Ordering::Acquire) != i {
@@ -77,10 +89,11 @@ pub(crate) fn raw_ring(messages: u64) -> f64 {
     let slots: Vec<Word> = (0..SLOTS * PAYLOAD / 8 + 1).map(|_| Word::new(0)).collect();
     let window = Window::from_words(&slots);
     let (head, tail) = (Line(AtomicU64::new(0)), Line(AtomicU64::new(0)));
-    let start = Instant::now();
-    std::thread::scope(|s| {
+    let ready = Barrier::new(2);
+    let start = std::thread::scope(|s| {
         s.spawn(|| {
             pin(1);
+            ready.wait();
             let mut buf = [0u8; PAYLOAD];
             let (mut sum, mut seen_head) = (0u64, 0u64);
             for i in 0..messages {
@@ -97,6 +110,7 @@ pub(crate) fn raw_ring(messages: u64) -> f64 {
             std::hint::black_box(sum);
         });
         pin(0);
+        let start = both_ready(&ready);
         let buf = [7u8; PAYLOAD];
         let mut seen_tail = 0u64;
         for i in 0..messages {
@@ -109,7 +123,9 @@ pub(crate) fn raw_ring(messages: u64) -> f64 {
                 .unwrap();
             head.0.store(i + 1, Ordering::Release);
         }
+        start
     });
+    // After the scope: the consumer has taken the last slot.
     (messages * PAYLOAD as u64) as f64 / start.elapsed().as_secs_f64()
 }
 

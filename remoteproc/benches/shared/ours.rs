@@ -3,14 +3,15 @@
 //! remoteproc's transport bench and from rpmsg-lite-sys's, which measures
 //! rpmsg-lite in the same rounds; needs `baseline` as a sibling module.
 
-use std::time::{Duration, Instant};
+use std::sync::Barrier;
+use std::time::Duration;
 
 use remoteproc::{Incoming, Link, LinkConfig, Role};
 use shmem::doorbell::Polling;
 use shmem::window::Word;
 use shmem::Window;
 
-use super::baseline::{pin, PAYLOAD};
+use super::baseline::{both_ready, pin, PAYLOAD};
 
 const WINDOW: usize = 0x60000;
 /// Messages per batch in (d): a streaming sender publishes its ring updates
@@ -42,9 +43,12 @@ fn links(mem: &[Word]) -> (Link<'_, Polling, 256, 4>, Link<'_, Polling, 256, 4>)
 pub(crate) fn rpmsg_round_trip(rounds: u64) -> Duration {
     let mem: Vec<Word> = (0..WINDOW / 8).map(|_| Word::new(0)).collect();
     let (mut h, mut r) = links(&mem);
+    let ready = Barrier::new(2);
     std::thread::scope(|s| {
+        let ready = &ready;
         s.spawn(move || {
             pin(1);
+            ready.wait();
             let mut buf = [0u8; 16];
             let mut echoed = 0;
             while echoed < rounds {
@@ -59,7 +63,7 @@ pub(crate) fn rpmsg_round_trip(rounds: u64) -> Duration {
         pin(0);
         let payload = [1u8; 16];
         let mut buf = [0u8; 16];
-        let start = Instant::now();
+        let start = both_ready(ready);
         for _ in 0..rounds {
             while !h.send(0x400, 0x401, &payload).unwrap() {}
             loop {
@@ -78,10 +82,12 @@ pub(crate) fn rpmsg_round_trip(rounds: u64) -> Duration {
 pub(crate) fn rpmsg_throughput(messages: u64, zero_copy: bool) -> f64 {
     let mem: Vec<Word> = (0..WINDOW / 8).map(|_| Word::new(0)).collect();
     let (mut h, mut r) = links(&mem);
-    let start = Instant::now();
-    std::thread::scope(|s| {
+    let ready = Barrier::new(2);
+    let start = std::thread::scope(|s| {
+        let ready = &ready;
         s.spawn(move || {
             pin(1);
+            ready.wait();
             let mut buf = [0u8; PAYLOAD];
             let (mut got, mut sum) = (0, 0u64);
             while got < messages {
@@ -105,6 +111,7 @@ pub(crate) fn rpmsg_throughput(messages: u64, zero_copy: bool) -> f64 {
             std::hint::black_box(sum);
         });
         pin(0);
+        let start = both_ready(ready);
         let payload = [7u8; PAYLOAD];
         let mut sent = 0;
         while sent < messages {
@@ -127,6 +134,8 @@ pub(crate) fn rpmsg_throughput(messages: u64, zero_copy: bool) -> f64 {
                 }
             }
         }
+        start
     });
+    // After the scope: the receiver has taken the last message.
     (messages * PAYLOAD as u64) as f64 / start.elapsed().as_secs_f64()
 }
