@@ -27,7 +27,7 @@ pub mod window;
 pub use doorbell::Doorbell;
 pub use header::{Side, WindowHeader};
 pub use virtqueue::{Chain, DeviceQueue, DriverQueue, RingError, RingLayout};
-pub use window::{CacheMaintenance, Span, Window, WindowError, Words};
+pub use window::{CacheMaintenance, RingFields, Span, Window, WindowError, Words};
 
 /// Fences and orderings: core's, or loom's when model checking.
 pub(crate) mod sync {

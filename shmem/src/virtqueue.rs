@@ -30,7 +30,7 @@
 //! needs the window's cache hook, which the rings call around every access.
 
 use crate::sync::{fence, Ordering};
-use crate::window::{Window, WindowError};
+use crate::window::{RingFields, Window, WindowError};
 use core::fmt;
 
 /// Descriptor flag: the chain continues at `next` (`VRING_DESC_F_NEXT`).
@@ -253,6 +253,14 @@ impl RingLayout {
         Ok(())
     }
 
+    /// [`RingLayout::check`], and the fields to access without a check each.
+    fn fields<'a>(&self, window: &Window<'a>) -> Result<RingFields<'a>, RingError> {
+        self.check(window)?;
+        window
+            .ring_fields(self.desc, self.avail, self.used, self.size)
+            .map_err(|_| RingError::Layout)
+    }
+
     fn avail_flags(&self) -> usize {
         self.avail
     }
@@ -329,6 +337,8 @@ pub struct Used {
 pub struct DriverQueue<'a, const N: usize> {
     window: Window<'a>,
     layout: RingLayout,
+    /// The layout's fields, checked once against the window.
+    fields: RingFields<'a>,
     notification: Notification,
     want_interrupts: bool,
     // Private shadow of the descriptor table: free list and chain links, token
@@ -362,13 +372,14 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         layout: RingLayout,
         notification: Notification,
     ) -> Result<Self, RingError> {
-        layout.check(&window)?;
+        let fields = layout.fields(&window)?;
         if usize::from(layout.size) > N {
             return Err(RingError::Layout);
         }
         let mut q = Self {
             window,
             layout,
+            fields,
             notification,
             want_interrupts: true,
             next: [0; N],
@@ -459,8 +470,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             let next_field = if last { 0 } else { next };
             // `len`, `flags` and `next` (little-endian) as one word.
             let word = u64::from(s.len) | (u64::from(flags) << 32) | (u64::from(next_field) << 48);
-            self.write_unless_same(at + desc::ADDR, s.addr)?;
-            self.write_unless_same(at + desc::LEN, word)?;
+            self.write_unless_same(i, at, s.addr, word);
             if !last {
                 i = next;
             } else {
@@ -475,8 +485,8 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         let slot = self.layout.avail_ring(self.avail_idx);
         // As for descriptors: a slot that already names this head (a buffer
         // reposted in order) is left alone.
-        if !self.window.is_coherent() || self.window.read_u16(slot)? != head {
-            self.window.write_u16(slot, head)?;
+        if !self.window.is_coherent() || self.fields.avail_slot(self.avail_idx) != head {
+            self.fields.set_avail_slot(self.avail_idx, head);
             self.window.clean(slot, 2);
         }
         self.avail_idx = self.avail_idx.wrapping_add(1);
@@ -484,7 +494,8 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         Ok(head)
     }
 
-    /// Writes a descriptor word unless it already holds `value`. A buffer
+    /// Writes descriptor `i` (at `at`) unless its `addr` and `len` / `flags`
+    /// / `next` words already hold these values. A buffer
     /// reposted with the same address, length and flags (every rpmsg RX
     /// buffer, and TX buffers of one message size) then leaves its cache line
     /// shared with the device instead of taking it back, a cross-core
@@ -497,12 +508,17 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// non-coherent window this side's cached copy could differ from memory,
     /// so there every word is written.
     #[inline(always)]
-    fn write_unless_same(&self, at: usize, value: u64) -> Result<(), RingError> {
-        if !self.window.is_coherent() || self.window.read_u64(at)? != value {
-            self.window.write_u64(at, value)?;
-            self.window.clean(at, 8);
+    fn write_unless_same(&self, i: u16, at: usize, addr: u64, word: u64) {
+        let coherent = self.window.is_coherent();
+        let (old_addr, old_word) = self.fields.descriptor(i);
+        if !coherent || old_addr != addr {
+            self.fields.set_descriptor_addr(i, addr);
+            self.window.clean(at + desc::ADDR, 8);
         }
-        Ok(())
+        if !coherent || old_word != word {
+            self.fields.set_descriptor_word(i, word);
+            self.window.clean(at + desc::LEN, 8);
+        }
     }
 
     /// Makes every chain added since the last publish visible to the device.
@@ -516,7 +532,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         let new = self.avail_idx;
         // Barrier *publish*: descriptors and avail.ring[] before avail.idx.
         fence(Ordering::Release);
-        self.window.write_u16(self.layout.avail_idx(), new)?;
+        self.fields.set_avail_idx(new);
         self.window.clean(self.layout.avail_idx(), 2);
         self.published = new;
         if self.notification.polled {
@@ -579,7 +595,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     #[inline(always)]
     fn refresh_used(&mut self) -> Result<u16, RingError> {
         self.window.invalidate(self.layout.used_idx(), 2);
-        let idx = self.window.read_u16(self.layout.used_idx())?;
+        let idx = self.fields.used_idx();
         let new = idx.wrapping_sub(self.last_used);
         if new > self.outstanding {
             return Err(RingError::UsedIndex {
@@ -597,10 +613,9 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// checked, and its chain freed.
     #[inline(always)]
     fn take_used(&mut self) -> Result<Used, RingError> {
-        let at = self.layout.used_elem(self.last_used);
-        self.window.invalidate(at, 8);
-        let id = self.window.read_u32(at)?;
-        let len = self.window.read_u32(at + 4)?;
+        self.window
+            .invalidate(self.layout.used_elem(self.last_used), 8);
+        let (id, len) = self.fields.used_elem(self.last_used);
         let head = match self.chain_len.get(id as usize) {
             Some(&n) if n != 0 && id < u32::from(self.layout.size) => id as u16,
             _ => return Err(RingError::UsedId(id)),
@@ -729,6 +744,8 @@ impl<const M: usize> Chain<M> {
 pub struct DeviceQueue<'a> {
     window: Window<'a>,
     layout: RingLayout,
+    /// The layout's fields, checked once against the window.
+    fields: RingFields<'a>,
     notification: Notification,
     last_avail: u16,
     /// avail.idx as last read (and checked); entries up to it are known.
@@ -756,10 +773,11 @@ impl<'a> DeviceQueue<'a> {
         layout: RingLayout,
         notification: Notification,
     ) -> Result<Self, RingError> {
-        layout.check(&window)?;
+        let fields = layout.fields(&window)?;
         let mut q = Self {
             window,
             layout,
+            fields,
             notification,
             last_avail: 0,
             avail_seen: 0,
@@ -826,7 +844,7 @@ impl<'a> DeviceQueue<'a> {
         // its last value, checked then, are all taken.
         if self.avail_seen == self.last_avail {
             self.window.invalidate(self.layout.avail_idx(), 2);
-            let idx = self.window.read_u16(self.layout.avail_idx())?;
+            let idx = self.fields.avail_idx();
             if idx == self.last_avail {
                 return Ok(None);
             }
@@ -851,19 +869,18 @@ impl<'a> DeviceQueue<'a> {
                 self.used_known = true;
             }
         }
-        let slot = self.layout.avail_ring(self.last_avail);
-        self.window.invalidate(slot, 2);
-        let head = self.window.read_u16(slot)?;
+        self.window
+            .invalidate(self.layout.avail_ring(self.last_avail), 2);
+        let head = self.fields.avail_slot(self.last_avail);
         if head >= size {
             return Err(RingError::DescriptorIndex(head.into()));
         }
         // The common chain, one descriptor (every rpmsg buffer): copied out in
         // two loads (`addr`; `len`, `flags` and `next` as one word), checked,
         // and done without the walk below.
-        let at = self.layout.descriptor(head);
-        self.window.invalidate(at, DESCRIPTOR_SIZE);
-        let addr = self.window.read_u64(at + desc::ADDR)?;
-        let word = self.window.read_u64(at + desc::LEN)?;
+        self.window
+            .invalidate(self.layout.descriptor(head), DESCRIPTOR_SIZE);
+        let (addr, word) = self.fields.descriptor(head);
         let (len, flags) = (word as u32, (word >> 32) as u16);
         let (chain, first) = if flags & (DESC_F_NEXT | DESC_F_INDIRECT) == 0 {
             let offset = self.window.offset_of(addr, len.into())?;
@@ -1000,11 +1017,10 @@ impl<'a> DeviceQueue<'a> {
         // window (where this side's cached copy may be stale, for example
         // after the driver zeroed the ring) is always written.
         let same = self.window.is_coherent()
-            && self.window.read_u32(at)? == u32::from(chain.head)
-            && self.window.read_u32(at + 4)? == written;
+            && self.fields.used_elem(self.used_idx) == (u32::from(chain.head), written);
         if !same {
-            self.window.write_u32(at, chain.head.into())?;
-            self.window.write_u32(at + 4, written)?;
+            self.fields
+                .set_used_elem(self.used_idx, chain.head.into(), written);
             self.window.clean(at, 8);
         }
         self.used_idx = self.used_idx.wrapping_add(1);
@@ -1023,7 +1039,7 @@ impl<'a> DeviceQueue<'a> {
         // Barrier *publish*: the used elements (and the bytes written into
         // the buffers) before used.idx.
         fence(Ordering::Release);
-        self.window.write_u16(self.layout.used_idx(), new)?;
+        self.fields.set_used_idx(new);
         self.window.clean(self.layout.used_idx(), 2);
         self.used_published = new;
         if self.notification.polled {

@@ -816,6 +816,213 @@ impl Window<'_> {
     }
 }
 
+/// The fields of one virtqueue's rings in a window, checked to fit once
+/// ([`Window::ring_fields`]): every later access is at a fixed offset or at an
+/// index masked to the queue size, so it is in bounds and aligned by
+/// construction and needs no check of its own (one AND instead of a bounds and
+/// an alignment test on each of the few accesses a message makes).
+#[derive(Clone, Copy, Debug)]
+pub struct RingFields<'a> {
+    window: Window<'a>,
+    desc: usize,
+    avail: usize,
+    used: usize,
+    mask: u16,
+}
+
+impl<'a> Window<'a> {
+    /// The rings of a queue of `size` (a power of two) descriptors: the
+    /// descriptor table at `desc` (16-byte aligned, 16 bytes each), the
+    /// available ring at `avail` (2-byte aligned, 6 + 2 x size bytes) and the
+    /// used ring at `used` (4-byte aligned, 6 + 8 x size bytes), all inside
+    /// the window.
+    pub fn ring_fields(
+        &self,
+        desc: usize,
+        avail: usize,
+        used: usize,
+        size: u16,
+    ) -> Result<RingFields<'a>, WindowError> {
+        if !size.is_power_of_two() {
+            return Err(WindowError::OutOfBounds {
+                offset: desc,
+                len: 0,
+            });
+        }
+        let n = usize::from(size);
+        self.check(desc, 16 * n, 16)?;
+        self.check(avail, 6 + 2 * n, 2)?;
+        self.check(used, 6 + 8 * n, 4)?;
+        Ok(RingFields {
+            window: *self,
+            desc,
+            avail,
+            used,
+            mask: size - 1,
+        })
+    }
+}
+
+/// The raw accesses behind [`RingFields`]: `offset` must be inside the
+/// window and aligned to the access, which `ring_fields` proved for every
+/// offset the fields use (fixed fields, or indices masked below the queue
+/// size). Under loom, the checked accessors.
+impl RingFields<'_> {
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn ld16(&self, offset: usize) -> u16 {
+        // SAFETY: inside and 2-byte aligned (the impl's contract; the base is
+        // 8-byte aligned); all accesses to the region are atomic or volatile.
+        let a = unsafe { AtomicU16::from_ptr(self.window.at(offset).cast()) };
+        u16::from_le(a.load(Ordering::Relaxed))
+    }
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn st16(&self, offset: usize, v: u16) {
+        // SAFETY: as in `ld16`.
+        let a = unsafe { AtomicU16::from_ptr(self.window.at(offset).cast()) };
+        a.store(v.to_le(), Ordering::Relaxed)
+    }
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn ld32(&self, offset: usize) -> u32 {
+        // SAFETY: as in `ld16`, 4-byte aligned.
+        let a = unsafe { AtomicU32::from_ptr(self.window.at(offset).cast()) };
+        u32::from_le(a.load(Ordering::Relaxed))
+    }
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn st32(&self, offset: usize, v: u32) {
+        // SAFETY: as in `ld32`.
+        let a = unsafe { AtomicU32::from_ptr(self.window.at(offset).cast()) };
+        a.store(v.to_le(), Ordering::Relaxed)
+    }
+    #[cfg(all(not(loom), target_has_atomic = "64"))]
+    #[inline(always)]
+    fn ld64(&self, offset: usize) -> u64 {
+        // SAFETY: as in `ld16`, 8-byte aligned.
+        let a = unsafe { AtomicU64::from_ptr(self.window.at(offset).cast()) };
+        u64::from_le(a.load(Ordering::Relaxed))
+    }
+    #[cfg(all(not(loom), target_has_atomic = "64"))]
+    #[inline(always)]
+    fn st64(&self, offset: usize, v: u64) {
+        // SAFETY: as in `ld64`.
+        let a = unsafe { AtomicU64::from_ptr(self.window.at(offset).cast()) };
+        a.store(v.to_le(), Ordering::Relaxed)
+    }
+    #[cfg(any(loom, not(target_has_atomic = "64")))]
+    fn ld64(&self, offset: usize) -> u64 {
+        u64::from(self.ld32(offset)) | (u64::from(self.ld32(offset + 4)) << 32)
+    }
+    #[cfg(any(loom, not(target_has_atomic = "64")))]
+    fn st64(&self, offset: usize, v: u64) {
+        self.st32(offset, v as u32);
+        self.st32(offset + 4, (v >> 32) as u32);
+    }
+    #[cfg(loom)]
+    fn ld16(&self, offset: usize) -> u16 {
+        self.window.read_u16(offset).unwrap_or_default()
+    }
+    #[cfg(loom)]
+    fn st16(&self, offset: usize, v: u16) {
+        let _ = self.window.write_u16(offset, v);
+    }
+    #[cfg(loom)]
+    fn ld32(&self, offset: usize) -> u32 {
+        self.window.read_u32(offset).unwrap_or_default()
+    }
+    #[cfg(loom)]
+    fn st32(&self, offset: usize, v: u32) {
+        let _ = self.window.write_u32(offset, v);
+    }
+}
+
+impl RingFields<'_> {
+    /// `avail.idx`.
+    #[inline(always)]
+    pub fn avail_idx(&self) -> u16 {
+        self.ld16(self.avail + 2)
+    }
+
+    /// Stores `avail.idx`.
+    #[inline(always)]
+    pub fn set_avail_idx(&self, v: u16) {
+        self.st16(self.avail + 2, v)
+    }
+
+    fn avail_slot_at(&self, idx: u16) -> usize {
+        self.avail + 4 + 2 * usize::from(idx & self.mask)
+    }
+
+    /// `avail.ring[idx % size]`.
+    #[inline(always)]
+    pub fn avail_slot(&self, idx: u16) -> u16 {
+        self.ld16(self.avail_slot_at(idx))
+    }
+
+    /// Stores `avail.ring[idx % size]`.
+    #[inline(always)]
+    pub fn set_avail_slot(&self, idx: u16, v: u16) {
+        self.st16(self.avail_slot_at(idx), v)
+    }
+
+    fn desc_at(&self, i: u16) -> usize {
+        self.desc + 16 * usize::from(i & self.mask)
+    }
+
+    /// Descriptor `i % size`: its `addr`, and `len`, `flags` and `next` as
+    /// one little-endian word (two loads).
+    #[inline(always)]
+    pub fn descriptor(&self, i: u16) -> (u64, u64) {
+        let at = self.desc_at(i);
+        (self.ld64(at), self.ld64(at + 8))
+    }
+
+    /// Stores descriptor `i % size`'s `addr` word.
+    #[inline(always)]
+    pub fn set_descriptor_addr(&self, i: u16, addr: u64) {
+        self.st64(self.desc_at(i), addr)
+    }
+
+    /// Stores descriptor `i % size`'s `len`, `flags` and `next` word.
+    #[inline(always)]
+    pub fn set_descriptor_word(&self, i: u16, word: u64) {
+        self.st64(self.desc_at(i) + 8, word)
+    }
+
+    /// `used.idx`.
+    #[inline(always)]
+    pub fn used_idx(&self) -> u16 {
+        self.ld16(self.used + 2)
+    }
+
+    /// Stores `used.idx`.
+    #[inline(always)]
+    pub fn set_used_idx(&self, v: u16) {
+        self.st16(self.used + 2, v)
+    }
+
+    fn used_elem_at(&self, idx: u16) -> usize {
+        self.used + 4 + 8 * usize::from(idx & self.mask)
+    }
+
+    /// `used.ring[idx % size]`: (id, len).
+    #[inline(always)]
+    pub fn used_elem(&self, idx: u16) -> (u32, u32) {
+        let at = self.used_elem_at(idx);
+        (self.ld32(at), self.ld32(at + 4))
+    }
+
+    /// Stores `used.ring[idx % size]`.
+    #[inline(always)]
+    pub fn set_used_elem(&self, idx: u16, id: u32, len: u32) {
+        let at = self.used_elem_at(idx);
+        self.st32(at, id);
+        self.st32(at + 4, len);
+    }
+}
+
 #[cfg(all(not(loom), target_has_atomic = "64"))]
 impl Window<'_> {
     /// Read a little-endian `u64` at an 8-byte aligned offset, in one access.
@@ -984,6 +1191,41 @@ mod tests {
                 Err(WindowError::OutOfBounds { offset: 22, len: 0 })
             );
         }
+    }
+
+    #[test]
+    fn ring_fields_are_checked_once_and_indices_wrap_inside() {
+        let mem = words(64); // 512 bytes: a 4-entry ring needs 64 + 14 + 38
+        let w = Window::from_words(&mem);
+        let f = w.ring_fields(0, 64, 128, 4).unwrap();
+        f.set_descriptor_addr(5, 0xaa); // index 5 is descriptor 1
+        f.set_descriptor_word(1, 0xbb);
+        assert_eq!(f.descriptor(1), (0xaa, 0xbb));
+        assert_eq!(w.read_u64(16).unwrap(), 0xaa);
+        f.set_avail_slot(7, 9); // slot 3
+        assert_eq!((f.avail_slot(3), w.read_u16(64 + 4 + 6).unwrap()), (9, 9));
+        f.set_used_elem(6, 2, 40); // element 2
+        assert_eq!(f.used_elem(2), (2, 40));
+        assert_eq!(w.read_u32(128 + 4 + 16).unwrap(), 2);
+        f.set_avail_idx(0x1234);
+        f.set_used_idx(0x4321);
+        assert_eq!((f.avail_idx(), f.used_idx()), (0x1234, 0x4321));
+        assert_eq!(w.read_u16(66).unwrap(), 0x1234);
+        // Anything that does not fit, or is misaligned, is refused up front.
+        assert!(
+            w.ring_fields(0, 64, 480, 4).is_err(),
+            "used ring past the end"
+        );
+        assert!(
+            w.ring_fields(8, 64, 128, 4).is_err(),
+            "descriptors not 16-aligned"
+        );
+        assert!(w.ring_fields(0, 65, 128, 4).is_err(), "avail not 2-aligned");
+        assert!(w.ring_fields(0, 64, 130, 4).is_err(), "used not 4-aligned");
+        assert!(
+            w.ring_fields(0, 64, 128, 3).is_err(),
+            "size not a power of two"
+        );
     }
 
     #[test]
