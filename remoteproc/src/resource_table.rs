@@ -159,7 +159,7 @@ pub struct TableSpec {
     pub vrings: [(u32, u32, u32); 2],
 }
 
-/// Bytes the table [`write`] produces: header, one offset, the vdev entry with
+/// Bytes the table [`write()`] produces: header, one offset, the vdev entry with
 /// two vrings, no config space.
 pub const TABLE_SIZE: usize = header::OFFSET + 4 + vdev::VRING + 2 * vring::SIZE;
 

@@ -108,9 +108,9 @@ impl<R: SgiRegister> Gicv3Sgi<R> {
     /// SGI `intid` (0..=15) to the cores `aff3.aff2.aff1.n` for each bit n set
     /// in `target_list` (n = Aff0, 0..=15). `None` if `intid` is not an SGI.
     ///
-    /// Encoding (Arm IHI 0069, `ICC_SGI1R_EL1`): TargetList [15:0], Aff1
-    /// [23:16], INTID [27:24], Aff2 [39:32], IRM [40] = 0, RS [47:44] = 0,
-    /// Aff3 [55:48].
+    /// Encoding (Arm IHI 0069, `ICC_SGI1R_EL1`): TargetList bits 15:0, Aff1
+    /// bits 23:16, INTID bits 27:24, Aff2 bits 39:32, IRM bit 40 = 0, RS bits
+    /// 47:44 = 0, Aff3 bits 55:48.
     pub fn new(
         register: R,
         intid: u8,

@@ -234,6 +234,9 @@ impl RingLayout {
     }
 
     /// Checks size, alignment and that every part lies inside `window`.
+    ///
+    /// [`RingFields`]' accesses rely on this check for staying inside the
+    /// window: they take its offsets without checking them again.
     pub fn check(&self, window: &Window<'_>) -> Result<(), RingError> {
         let n = usize::from(self.size);
         if !self.size.is_power_of_two() || self.size > MAX_QUEUE_SIZE {
@@ -253,21 +256,13 @@ impl RingLayout {
         Ok(())
     }
 
-    /// [`RingLayout::check`], and the fields to access without a check each.
-    fn fields<'a>(&self, window: &Window<'a>) -> Result<RingFields<'a>, RingError> {
-        self.check(window)?;
-        window
-            .ring_fields(self.desc, self.avail, self.used, self.size)
-            .map_err(|_| RingError::Layout)
-    }
-
     fn avail_flags(&self) -> usize {
         self.avail
     }
-    fn avail_idx(&self) -> usize {
+    pub(crate) fn avail_idx(&self) -> usize {
         self.avail + 2
     }
-    fn avail_ring(&self, idx: u16) -> usize {
+    pub(crate) fn avail_ring(&self, idx: u16) -> usize {
         self.avail + 4 + 2 * usize::from(idx & (self.size - 1))
     }
     fn used_event(&self) -> usize {
@@ -276,16 +271,16 @@ impl RingLayout {
     fn used_flags(&self) -> usize {
         self.used
     }
-    fn used_idx(&self) -> usize {
+    pub(crate) fn used_idx(&self) -> usize {
         self.used + 2
     }
-    fn used_elem(&self, idx: u16) -> usize {
+    pub(crate) fn used_elem(&self, idx: u16) -> usize {
         self.used + 4 + 8 * usize::from(idx & (self.size - 1))
     }
     fn avail_event(&self) -> usize {
         self.used + 4 + 8 * usize::from(self.size)
     }
-    fn descriptor(&self, i: u16) -> usize {
+    pub(crate) fn descriptor(&self, i: u16) -> usize {
         self.desc + DESCRIPTOR_SIZE * usize::from(i)
     }
 }
@@ -372,7 +367,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         layout: RingLayout,
         notification: Notification,
     ) -> Result<Self, RingError> {
-        let fields = layout.fields(&window)?;
+        let fields = window.ring_fields(layout)?;
         if usize::from(layout.size) > N {
             return Err(RingError::Layout);
         }
@@ -773,7 +768,7 @@ impl<'a> DeviceQueue<'a> {
         layout: RingLayout,
         notification: Notification,
     ) -> Result<Self, RingError> {
-        let fields = layout.fields(&window)?;
+        let fields = window.ring_fields(layout)?;
         let mut q = Self {
             window,
             layout,

@@ -19,6 +19,7 @@
 //! Under `--cfg loom` the window is backed by loom's atomics instead of raw
 //! memory, so the ring protocol above it can be model-checked unchanged.
 
+use crate::virtqueue::{desc, RingError, RingLayout};
 use core::fmt;
 use core::marker::PhantomData;
 
@@ -817,56 +818,34 @@ impl Window<'_> {
 }
 
 /// The fields of one virtqueue's rings in a window, checked to fit once
-/// ([`Window::ring_fields`]): every later access is at a fixed offset or at an
-/// index masked to the queue size, so it is in bounds and aligned by
-/// construction and needs no check of its own (one AND instead of a bounds and
-/// an alignment test on each of the few accesses a message makes).
+/// ([`Window::ring_fields`]): every later access is at a fixed field of the
+/// layout or at an index masked to the queue size, so it is in bounds and
+/// aligned by construction and needs no check of its own (one AND instead of
+/// a bounds and an alignment test on each of the few accesses a message
+/// makes). The offsets are [`RingLayout`]'s, the one place they are written.
 #[derive(Clone, Copy, Debug)]
 pub struct RingFields<'a> {
     window: Window<'a>,
-    desc: usize,
-    avail: usize,
-    used: usize,
-    mask: u16,
+    layout: RingLayout,
 }
 
 impl<'a> Window<'a> {
-    /// The rings of a queue of `size` (a power of two) descriptors: the
-    /// descriptor table at `desc` (16-byte aligned, 16 bytes each), the
-    /// available ring at `avail` (2-byte aligned, 6 + 2 x size bytes) and the
-    /// used ring at `used` (4-byte aligned, 6 + 8 x size bytes), all inside
-    /// the window.
-    pub fn ring_fields(
-        &self,
-        desc: usize,
-        avail: usize,
-        used: usize,
-        size: u16,
-    ) -> Result<RingFields<'a>, WindowError> {
-        if !size.is_power_of_two() {
-            return Err(WindowError::OutOfBounds {
-                offset: desc,
-                len: 0,
-            });
-        }
-        let n = usize::from(size);
-        self.check(desc, 16 * n, 16)?;
-        self.check(avail, 6 + 2 * n, 2)?;
-        self.check(used, 6 + 8 * n, 4)?;
+    /// The fields of `layout`'s rings, once [`RingLayout::check`] has found
+    /// them inside this window and aligned.
+    pub fn ring_fields(&self, layout: RingLayout) -> Result<RingFields<'a>, RingError> {
+        layout.check(self)?;
         Ok(RingFields {
             window: *self,
-            desc,
-            avail,
-            used,
-            mask: size - 1,
+            layout,
         })
     }
 }
 
 /// The raw accesses behind [`RingFields`]: `offset` must be inside the
-/// window and aligned to the access, which `ring_fields` proved for every
-/// offset the fields use (fixed fields, or indices masked below the queue
-/// size). Under loom, the checked accessors.
+/// window and aligned to the access, which `RingLayout::check` proved (in
+/// `ring_fields`) for every offset the fields use: fixed fields of the
+/// layout, or its ring and descriptor indices masked below the queue size.
+/// Under loom, the checked accessors.
 impl RingFields<'_> {
     #[cfg(not(loom))]
     #[inline(always)]
@@ -939,85 +918,77 @@ impl RingFields<'_> {
 }
 
 impl RingFields<'_> {
+    fn mask(&self, i: u16) -> u16 {
+        i & (self.layout.size - 1)
+    }
+
     /// `avail.idx`.
     #[inline(always)]
     pub fn avail_idx(&self) -> u16 {
-        self.ld16(self.avail + 2)
+        self.ld16(self.layout.avail_idx())
     }
 
     /// Stores `avail.idx`.
     #[inline(always)]
     pub fn set_avail_idx(&self, v: u16) {
-        self.st16(self.avail + 2, v)
-    }
-
-    fn avail_slot_at(&self, idx: u16) -> usize {
-        self.avail + 4 + 2 * usize::from(idx & self.mask)
+        self.st16(self.layout.avail_idx(), v)
     }
 
     /// `avail.ring[idx % size]`.
     #[inline(always)]
     pub fn avail_slot(&self, idx: u16) -> u16 {
-        self.ld16(self.avail_slot_at(idx))
+        self.ld16(self.layout.avail_ring(idx))
     }
 
     /// Stores `avail.ring[idx % size]`.
     #[inline(always)]
     pub fn set_avail_slot(&self, idx: u16, v: u16) {
-        self.st16(self.avail_slot_at(idx), v)
-    }
-
-    fn desc_at(&self, i: u16) -> usize {
-        self.desc + 16 * usize::from(i & self.mask)
+        self.st16(self.layout.avail_ring(idx), v)
     }
 
     /// Descriptor `i % size`: its `addr`, and `len`, `flags` and `next` as
     /// one little-endian word (two loads).
     #[inline(always)]
     pub fn descriptor(&self, i: u16) -> (u64, u64) {
-        let at = self.desc_at(i);
-        (self.ld64(at), self.ld64(at + 8))
+        let at = self.layout.descriptor(self.mask(i));
+        (self.ld64(at + desc::ADDR), self.ld64(at + desc::LEN))
     }
 
     /// Stores descriptor `i % size`'s `addr` word.
     #[inline(always)]
     pub fn set_descriptor_addr(&self, i: u16, addr: u64) {
-        self.st64(self.desc_at(i), addr)
+        self.st64(self.layout.descriptor(self.mask(i)) + desc::ADDR, addr)
     }
 
     /// Stores descriptor `i % size`'s `len`, `flags` and `next` word.
     #[inline(always)]
     pub fn set_descriptor_word(&self, i: u16, word: u64) {
-        self.st64(self.desc_at(i) + 8, word)
+        self.st64(self.layout.descriptor(self.mask(i)) + desc::LEN, word)
     }
 
     /// `used.idx`.
     #[inline(always)]
     pub fn used_idx(&self) -> u16 {
-        self.ld16(self.used + 2)
+        self.ld16(self.layout.used_idx())
     }
 
     /// Stores `used.idx`.
     #[inline(always)]
     pub fn set_used_idx(&self, v: u16) {
-        self.st16(self.used + 2, v)
-    }
-
-    fn used_elem_at(&self, idx: u16) -> usize {
-        self.used + 4 + 8 * usize::from(idx & self.mask)
+        self.st16(self.layout.used_idx(), v)
     }
 
     /// `used.ring[idx % size]`: (id, len).
     #[inline(always)]
     pub fn used_elem(&self, idx: u16) -> (u32, u32) {
-        let at = self.used_elem_at(idx);
+        let at = self.layout.used_elem(idx);
         (self.ld32(at), self.ld32(at + 4))
     }
 
     /// Stores `used.ring[idx % size]`.
     #[inline(always)]
     pub fn set_used_elem(&self, idx: u16, id: u32, len: u32) {
-        let at = self.used_elem_at(idx);
+        let at = self.layout.used_elem(idx);
         self.st32(at, id);
         self.st32(at + 4, len);
     }
@@ -1197,7 +1168,13 @@ mod tests {
     fn ring_fields_are_checked_once_and_indices_wrap_inside() {
         let mem = words(64); // 512 bytes: a 4-entry ring needs 64 + 14 + 38
         let w = Window::from_words(&mem);
-        let f = w.ring_fields(0, 64, 128, 4).unwrap();
+        let layout = |desc, avail, used, size| RingLayout {
+            size,
+            desc,
+            avail,
+            used,
+        };
+        let f = w.ring_fields(layout(0, 64, 128, 4)).unwrap();
         f.set_descriptor_addr(5, 0xaa); // index 5 is descriptor 1
         f.set_descriptor_word(1, 0xbb);
         assert_eq!(f.descriptor(1), (0xaa, 0xbb));
@@ -1212,20 +1189,15 @@ mod tests {
         assert_eq!((f.avail_idx(), f.used_idx()), (0x1234, 0x4321));
         assert_eq!(w.read_u16(66).unwrap(), 0x1234);
         // Anything that does not fit, or is misaligned, is refused up front.
-        assert!(
-            w.ring_fields(0, 64, 480, 4).is_err(),
-            "used ring past the end"
-        );
-        assert!(
-            w.ring_fields(8, 64, 128, 4).is_err(),
-            "descriptors not 16-aligned"
-        );
-        assert!(w.ring_fields(0, 65, 128, 4).is_err(), "avail not 2-aligned");
-        assert!(w.ring_fields(0, 64, 130, 4).is_err(), "used not 4-aligned");
-        assert!(
-            w.ring_fields(0, 64, 128, 3).is_err(),
-            "size not a power of two"
-        );
+        for (bad, why) in [
+            (layout(0, 64, 480, 4), "used ring past the end"),
+            (layout(8, 64, 128, 4), "descriptors not 16-aligned"),
+            (layout(0, 65, 128, 4), "avail not 2-aligned"),
+            (layout(0, 64, 130, 4), "used not 4-aligned"),
+            (layout(0, 64, 128, 3), "size not a power of two"),
+        ] {
+            assert_eq!(w.ring_fields(bad).err(), Some(RingError::Layout), "{why}");
+        }
     }
 
     #[test]
