@@ -16,8 +16,13 @@
 //!     batch or call.
 //!
 //! Reports b/a and d/c, each taken within one round of the five measurements
-//! (the median over rounds, with the spread). Run with `cargo bench -p remoteproc --bench transport`;
-//! `AMP_BENCH_SCALE` (default 1) multiplies the iteration counts.
+//! (the median over rounds, with the spread). Each clock starts once both
+//! threads are pinned and have met at a barrier. Run with
+//! `cargo xtask bench transport`, which builds with functions and loops
+//! 64-byte aligned: a plain `cargo bench -p remoteproc --bench transport`
+//! works too, but there where the linker puts the copy loops can move (c) by
+//! a third between builds. `AMP_BENCH_SCALE` (default 1) multiplies the
+//! iteration counts.
 //!
 //! The baselines (a) and (c), pinning and the report live in
 //! `shared/baseline.rs`, our (b) and (d) in `shared/ours.rs`; rpmsg-lite-sys's
