@@ -29,6 +29,11 @@
 //!
 //! Streams: [`Link::batch`] stages sends and releases and publishes them
 //! together, one ring index store and at most one doorbell per batch.
+//!
+//! Polling: a call that finds nothing to do returns at once. How to wait
+//! between polls (a spin-loop hint, WFE, a timer, a doorbell interrupt) is
+//! the caller's choice: a pause inside every empty call made the 16-byte
+//! round trip 10-20% slower in the transport benchmark, close or far.
 
 use crate::resource_table::{self, status, RpmsgDevice, TableError, TableSpec};
 use crate::rpmsg::{self, header, ns};
@@ -323,19 +328,6 @@ impl Index {
         // Made only by `new`.
         self.0 as u16
     }
-}
-
-/// Called when a poll of the peer's index found nothing new (nothing to
-/// receive, no TX buffer back): a spin-loop hint (`pause`, `yield`) before
-/// returning. A caller polling in a tight loop would otherwise read the
-/// peer's index line again at once, every time taking it back from the
-/// peer's cache; the peer's next store to it then waits for the line, and
-/// on a core with in-order store commit (x86) every later store of the peer
-/// waits behind it. The hint costs the caller a few tens of cycles only when
-/// there was nothing to do.
-#[inline(always)]
-fn backoff() {
-    core::hint::spin_loop();
 }
 
 /// A TX buffer lent for filling in place. Give it back through
@@ -1220,7 +1212,6 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     // Every buffer may be staged in an open batch: publish
                     // them, or the remote never sees them to give them back.
                     self.flush_if_batching()?;
-                    backoff();
                     return Ok(None);
                 };
                 let buffer = self
@@ -1570,7 +1561,6 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 if self.config.role == Role::Remote {
                     self.prepare_spare_tx()?;
                 }
-                backoff();
                 return Ok(None);
             };
             match self.classify(offset, room) {
@@ -1830,13 +1820,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         let flushed = if outer { Ok(()) } else { self.flush() };
         let handled = handled?;
         flushed?;
-        if handled == 0 {
-            if self.config.role == Role::Remote {
-                self.prepare_spare_tx()?;
-            }
-            // As `receive` does when it finds nothing: a caller polling in a
-            // loop must not take the peer's index line straight back.
-            backoff();
+        if handled == 0 && self.config.role == Role::Remote {
+            self.prepare_spare_tx()?;
         }
         Ok(handled)
     }
