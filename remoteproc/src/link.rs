@@ -1420,9 +1420,6 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             self.discard_tx(buffer)?;
             return Err(LinkError::Usage);
         }
-        if let Some((at, k)) = Self::host_offer(&self.window, &buffer, src, dst, len) {
-            return self.offer_host(at, k, [src, dst], Payload::InPlace(len));
-        }
         let w = self.window;
         let at = w.span_offset(&buffer.buffer);
         // The header in two 64-bit stores when aligned, else in one byte
@@ -1549,10 +1546,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// Messages for unknown addresses are dropped and counted; a malformed one
     /// is dropped and returned as [`LinkError::Message`] (not fatal).
     pub fn receive(&mut self) -> Result<Option<Incoming<'a>>, LinkError> {
-        self.ready()?;
-        if self.config.role == Role::Host && !self.answered && self.config.renotify_interval != 0 {
-            self.poll()?;
-        }
+        self.ready_to_receive()?;
         for _ in 0..self.queue_size {
             let Some((offset, room, slot)) = self.next_rx()? else {
                 // Nothing to receive: give the peer what an open batch holds
@@ -1617,6 +1611,17 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Ok(Delivery::Unknown);
         }
         Ok(Delivery::Message { payload, src, dst })
+    }
+
+    /// What every receive starts with: the link up, and (a host whose remote
+    /// has not answered yet) the re-kick of vring 0 that [`Link::poll`] does.
+    #[inline(always)]
+    fn ready_to_receive(&mut self) -> Result<(), LinkError> {
+        self.ready()?;
+        if self.config.role == Role::Host && !self.answered && self.config.renotify_interval != 0 {
+            self.poll()?;
+        }
+        Ok(())
     }
 
     /// (src, dst, len) of the rpmsg header at `offset`: two 64-bit loads
@@ -1712,23 +1717,19 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         Err(self.fail(LinkError::Message(e)))
     }
 
+    /// Gives a received buffer back: staged ([`Link::stage_release`]),
+    /// then published at once unless a batch is open.
     fn recycle(&mut self, slot: RxSlot) -> Result<(), LinkError> {
-        let batching = self.batching;
-        let result = match slot {
-            RxSlot::Host(k) => {
-                self.post_rx(k.get())?;
-                match &mut self.ends {
-                    Ends::Host { rx, .. } if !batching => rx.publish().map(|n| (n, 0)),
-                    _ => Ok((false, 0)),
-                }
-            }
-            RxSlot::Remote(chain) => match &mut self.ends {
-                Ends::Remote { rx, .. } if batching => rx.stage_used(chain, 0).map(|()| (false, 1)),
-                Ends::Remote { rx, .. } => rx.push_used(chain, 0).map(|n| (n, 1)),
-                _ => Ok((false, 1)),
-            },
+        self.stage_release(slot)?;
+        if self.batching {
+            return Ok(());
+        }
+        let published = match &mut self.ends {
+            Ends::Host { rx, .. } => rx.publish().map(|n| (n, 0)),
+            Ends::Remote { rx, .. } => rx.publish_used().map(|n| (n, 1)),
+            Ends::Down => Ok((false, 0)),
         };
-        match result {
+        match published {
             Ok((ring, queue)) => {
                 if ring {
                     self.doorbell.ring(queue);
@@ -1809,10 +1810,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         mut on_message: impl FnMut(&RxMessage<'a>),
         mut on_service: impl FnMut(&ServiceEvent),
     ) -> Result<usize, LinkError> {
-        self.ready()?;
-        if self.config.role == Role::Host && !self.answered && self.config.renotify_interval != 0 {
-            self.poll()?;
-        }
+        self.ready_to_receive()?;
         let outer = self.batching;
         self.batching = true;
         let handled = self.dispatch_staged(&mut on_message, &mut on_service);
@@ -1865,7 +1863,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         Ok(handled)
     }
 
-    /// Gives a received buffer back without publishing (a batch is open).
+    /// Gives a received buffer back to its ring without publishing it.
     #[inline(always)]
     fn stage_release(&mut self, slot: RxSlot) -> Result<(), LinkError> {
         let staged = match slot {
