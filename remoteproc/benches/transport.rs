@@ -13,7 +13,9 @@
 //!     `words`: no staging copy on either side). The sender streams in
 //!     batches of 32 (`Link::batch`), the receiver takes everything pending
 //!     per `Link::dispatch` call; each publishes its ring updates once per
-//!     batch or call.
+//!     batch (the receiver every eighth of the ring). A side that finds
+//!     nothing to do waits with one spin-loop hint before it polls again, as
+//!     both sides of (c) do.
 //!
 //! Reports b/a and d/c, each taken within one round of the five measurements
 //! (the median over rounds, with the spread). Each clock starts once both

@@ -492,6 +492,7 @@ impl<D: Doorbell, const N: usize, const E: usize> Batch<'_, '_, D, N, E> {
             return Ok(());
         }
         self.link.batching = false;
+        self.link.epoch_checked = false;
         self.link.flush()
     }
 }
@@ -622,6 +623,10 @@ pub struct Link<'a, D, const N: usize = 256, const E: usize = 16> {
     queue_size: u16,
     /// A [`Batch`] is open: ring updates are staged, published at its end.
     batching: bool,
+    /// The peer's epoch was found current when the open batch began: until
+    /// it ends, readiness is the link state alone (one check per batch, not
+    /// per message).
+    epoch_checked: bool,
 }
 
 impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
@@ -661,6 +666,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             buffers,
             queue_size: config.queue_size,
             batching: false,
+            epoch_checked: false,
         };
         link.check_geometry(config.queue_size)?;
         if config.role == Role::Remote {
@@ -981,6 +987,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     }
 
     fn fail(&mut self, e: LinkError) -> LinkError {
+        self.epoch_checked = false;
         match e {
             LinkError::Ring(r) if r.is_protocol_violation() => {
                 self.stats.ring_errors += 1;
@@ -1014,6 +1021,9 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     fn is_ready(&self) -> bool {
         if self.state != State::Up {
             return false;
+        }
+        if self.epoch_checked {
+            return true;
         }
         match (self.header, self.peer_epoch) {
             (None, _) => true,
@@ -1300,7 +1310,27 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     }
 
     /// Sends `len` payload bytes of a lent buffer from `src` to `dst`.
+    #[inline(always)]
     pub fn send_buffer(
+        &mut self,
+        buffer: TxBuffer<'a>,
+        src: u32,
+        dst: u32,
+        len: usize,
+    ) -> Result<(), LinkError> {
+        // A host's buffer of this generation on a link known up, inline: the
+        // lent buffer stays in the caller's registers.
+        if buffer.generation == self.generation && self.is_ready() {
+            if let Some((at, k)) = Self::host_offer(&self.window, &buffer, src, dst, len) {
+                return self.offer_host(at, k, [src, dst], Payload::InPlace(len));
+            }
+        }
+        self.send_buffer_slow(buffer, src, dst, len)
+    }
+
+    /// Every other case of [`Link::send_buffer`].
+    #[inline(never)]
+    fn send_buffer_slow(
         &mut self,
         buffer: TxBuffer<'a>,
         src: u32,
@@ -1311,9 +1341,6 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Err(LinkError::Usage);
         }
         self.ready()?;
-        if let Some((at, k)) = Self::host_offer(&self.window, &buffer, src, dst, len) {
-            return self.offer_host(at, k, [src, dst], Payload::InPlace(len));
-        }
         self.commit(buffer, src, dst, len)
     }
 
@@ -1400,7 +1427,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             len: total as u32,
             device_writable: false,
         };
-        tx.add(&[seg], k)?;
+        tx.add_one(seg, k)?;
         if batching {
             Ok(false)
         } else {
@@ -1443,7 +1470,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     len: total,
                     device_writable: false,
                 };
-                let staged = tx.add(&[seg], k.get());
+                let staged = tx.add_one(seg, k.get());
                 match staged {
                     Ok(_) if self.batching => Ok((false, 1)),
                     Ok(_) => tx.publish().map(|n| (n, 1)),
@@ -1746,12 +1773,20 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// message), when the batch is dropped or [`Batch::finish`]ed. The peer
     /// sees nothing of the batch before then, except that a batch never makes
     /// it wait: whenever this side finds no TX buffer or nothing to receive,
-    /// it publishes what the batch holds first.
+    /// it publishes what the batch holds first, and [`Link::dispatch`] gives
+    /// received buffers back every eighth of the ring as it goes.
+    ///
+    /// The peer's epoch is checked once, when the batch opens: a peer that
+    /// restarts while it is open is noticed by the first call after it ends
+    /// (its rings are still checked at every access).
     ///
     /// For streams of messages (the throughput path); a single message is
     /// sent at least as fast without one.
     pub fn batch(&mut self) -> Batch<'_, 'a, D, N, E> {
         let outer = self.batching;
+        if !outer {
+            self.epoch_checked = self.is_ready();
+        }
         self.batching = true;
         Batch { link: self, outer }
     }
@@ -1802,8 +1837,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// Receives everything pending, calling `on_message` for each message
     /// (then releasing it) and `on_service` for each name-service event.
     /// Returns how many messages were handled. The buffers go back to the
-    /// peer together at the end (one ring index store, at most one doorbell),
-    /// or with the batch this runs in. The fastest way to receive: each
+    /// peer together (one ring index store, at most one doorbell) every
+    /// eighth of the ring and at the end. The fastest way to receive: each
     /// message is taken, checked, handed over and released inline.
     pub fn dispatch(
         &mut self,
@@ -1831,6 +1866,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         on_service: &mut impl FnMut(&ServiceEvent),
     ) -> Result<usize, LinkError> {
         let mut handled = 0;
+        let release_every = usize::from(self.queue_size / 8).max(1);
         for _ in 0..2 * usize::from(self.queue_size) {
             let Some((offset, room, slot)) = self.next_rx()? else {
                 break;
@@ -1848,6 +1884,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     on_message(&message);
                     self.stage_release(message.slot)?;
                     handled += 1;
+                    // Buffers go back every eighth of the ring as well as at
+                    // the end: a sender streaming into a full ring refills
+                    // while this call works through the rest, rather than
+                    // waiting for all of it.
+                    if handled % release_every == 0 {
+                        self.flush()?;
+                    }
                 }
                 Ok(Delivery::Service(e)) => {
                     self.stage_release(slot)?;
@@ -1882,6 +1925,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// re-initialise (a device cannot resynchronise a ring on its own).
     pub fn reset(&mut self) -> Result<(), LinkError> {
         self.stats.resets += 1;
+        self.epoch_checked = false;
         self.generation = self.generation.wrapping_add(1);
         self.ends = Ends::Down;
         self.state = State::Waiting;

@@ -472,8 +472,35 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
                 self.free_head = next;
             }
         }
-        let len = chain.len() as u16;
-        self.num_free -= len;
+        self.num_free -= chain.len() as u16;
+        self.offer(head, chain.len() as u16, token, capacity);
+        Ok(head)
+    }
+
+    /// [`DriverQueue::add`] for a chain of one segment (every rpmsg buffer),
+    /// without the chain loop and its checks.
+    #[inline(always)]
+    pub fn add_one(&mut self, segment: Segment, token: u16) -> Result<u16, RingError> {
+        if self.num_free == 0 {
+            return Err(RingError::Full);
+        }
+        let head = self.free_head;
+        let (flags, capacity) = match segment.device_writable {
+            true => (DESC_F_WRITE, segment.len),
+            false => (0, 0),
+        };
+        let word = u64::from(segment.len) | (u64::from(flags) << 32);
+        self.write_unless_same(head, self.layout.descriptor(head), segment.addr, word);
+        self.free_head = self.next[usize::from(head)];
+        self.num_free -= 1;
+        self.offer(head, 1, token, capacity);
+        Ok(head)
+    }
+
+    /// Records the chain at `head` (`len` descriptors, already written) and
+    /// puts it in the next `avail.ring` slot.
+    #[inline(always)]
+    fn offer(&mut self, head: u16, len: u16, token: u16, capacity: u32) {
         self.chain_len[usize::from(head)] = len;
         self.token[usize::from(head)] = token;
         self.capacity[usize::from(head)] = capacity;
@@ -486,7 +513,6 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         }
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.outstanding += 1;
-        Ok(head)
     }
 
     /// Writes descriptor `i` (at `at`) unless its `addr` and `len` / `flags`

@@ -246,7 +246,10 @@ mod bench {
                     return;
                 }
                 assert_eq!(r, rl::RL_ERR_NO_MEM, "rpmsg_lite_send");
-                host_env::service();
+                if host_env::service() == 0 {
+                    // No buffer: wait as (c)'s producer (and ours) do.
+                    std::hint::spin_loop();
+                }
             }
         }
 
@@ -263,7 +266,9 @@ mod bench {
                 if !b.is_null() {
                     break b;
                 }
-                host_env::service();
+                if host_env::service() == 0 {
+                    std::hint::spin_loop();
+                }
             };
             assert!(size as usize >= data.len() && buf.cast::<u64>().is_aligned());
             let word = u64::from_ne_bytes(data[..8].try_into().expect("8 bytes"));
@@ -400,11 +405,15 @@ mod bench {
             |r, rx, done| {
                 let mut got = 0;
                 while got < messages {
-                    host_env::service();
+                    let ran = host_env::service();
                     if zero_copy {
                         got += r.drain_held(rx);
                     } else {
                         got = rx.received.get();
+                    }
+                    if ran == 0 {
+                        // Nothing yet: wait as (c)'s consumer (and ours) do.
+                        std::hint::spin_loop();
                     }
                 }
                 std::hint::black_box(rx.sum.get());
