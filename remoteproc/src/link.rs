@@ -313,7 +313,8 @@ enum TxSlot {
     Remote(Chain<0>),
 }
 
-/// A host's buffer index, held in a whole word: both slot variants then have
+/// A host's buffer index (for a TX buffer: the descriptor it is bound to,
+/// see [`Ends::Host`]), held in a whole word: both slot variants then have
 /// an 8-byte payload at the same place, and moving a slot copies one word.
 /// (With a `u16` the compiler copied the variants' union in wide loads over
 /// the 2-byte store, a store-forwarding stall on every lent buffer.)
@@ -518,69 +519,17 @@ impl<D: Doorbell, const N: usize, const E: usize> Drop for Batch<'_, '_, D, N, E
     }
 }
 
-/// The host's free TX buffers, a FIFO: buffers are reused in the order they
-/// came back, so (with the ring's FIFO descriptors) each keeps its descriptor
-/// and avail slot, and consecutive messages use consecutive memory.
-#[derive(Debug)]
-struct FreeBuffers<const N: usize> {
-    ring: [u16; N],
-    head: usize,
-    len: usize,
-}
-
-impl<const N: usize> FreeBuffers<N> {
-    /// Buffers `first .. first + count` (`count` at most `N`).
-    fn new(first: u16, count: u16) -> Self {
-        let mut ring = [0u16; N];
-        for (i, f) in ring.iter_mut().enumerate().take(usize::from(count)) {
-            *f = first + i as u16;
-        }
-        Self {
-            ring,
-            head: 0,
-            len: usize::from(count).min(N),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    #[inline(always)]
-    fn peek(&self) -> Option<u16> {
-        (self.len != 0).then(|| self.ring[self.head])
-    }
-
-    #[inline(always)]
-    fn pop(&mut self) -> Option<u16> {
-        if self.len == 0 {
-            return None;
-        }
-        let k = self.ring[self.head];
-        self.head = if self.head + 1 == N { 0 } else { self.head + 1 };
-        self.len -= 1;
-        Some(k)
-    }
-
-    /// Adds `k` at the back; ignored when full (cannot happen: at most `N`
-    /// buffers exist, each held once).
-    #[inline(always)]
-    fn push(&mut self, k: u16) {
-        if self.len < N {
-            let at = self.head + self.len;
-            self.ring[if at >= N { at - N } else { at }] = k;
-            self.len += 1;
-        }
-    }
-}
-
 #[derive(Debug)]
 enum Ends<'a, const N: usize> {
     Down,
     Host {
         rx: DriverQueue<'a, N>,
+        /// TX buffer `queue_size + d` is bound to descriptor `d`: the free
+        /// TX buffers are this queue's free descriptors, a FIFO, so buffers
+        /// are reused in the order they came back, each keeps its
+        /// descriptor (and, completed in order, its avail slot), and
+        /// consecutive messages use consecutive memory.
         tx: DriverQueue<'a, N>,
-        free: FreeBuffers<N>,
     },
     Remote {
         tx: DeviceQueue<'a>,
@@ -834,6 +783,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         self.buffers + usize::from(index) * self.config.buffer_size
     }
 
+    /// Where a host's TX buffer bound to descriptor `d` lies (after the
+    /// `queue_size` RX buffers).
+    #[inline(always)]
+    fn tx_buffer_offset(&self, d: u16) -> usize {
+        self.buffers + (usize::from(self.queue_size) + usize::from(d)) * self.config.buffer_size
+    }
+
     fn try_bring_up(&mut self) -> Result<(), LinkError> {
         match self.config.role {
             Role::Host => self.bring_up_host(),
@@ -886,8 +842,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         let rx = DriverQueue::new(self.window, layouts[0], notification)?;
         let tx = DriverQueue::new(self.window, layouts[1], notification)?;
         self.queue_size = queue_size;
-        let free = FreeBuffers::new(queue_size, queue_size);
-        self.ends = Ends::Host { rx, tx, free };
+        self.ends = Ends::Host { rx, tx };
         // Post every RX buffer on vring 0, device-writable.
         for k in 0..queue_size {
             self.post_rx(k)?;
@@ -1082,11 +1037,12 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     }
 
     fn reclaim_tx(&mut self) -> Result<(), LinkError> {
-        let Ends::Host { tx, free, .. } = &mut self.ends else {
+        let Ends::Host { tx, .. } = &mut self.ends else {
             return Ok(());
         };
-        // Tokens are our own buffer indices, set by `send_buffer`.
-        match tx.drain_used(|u| free.push(u.token)) {
+        // Each chain's descriptor goes back to the free list: its buffer is
+        // free again.
+        match tx.drain_used(|_| {}) {
             Ok(0) => Ok(()),
             Ok(_) => {
                 self.answered = true;
@@ -1178,15 +1134,15 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         // enum is larger than two registers), it was written field by field
         // and read back in wider loads, a store-forwarding stall per message.
         if self.is_ready() {
-            if let Ends::Host { free, .. } = &mut self.ends {
-                if let Some(k) = free.pop() {
+            if let Ends::Host { tx, .. } = &mut self.ends {
+                if let Some(d) = tx.reserve() {
                     let buffer = self
                         .window
-                        .span(self.buffer_offset(k), self.config.buffer_size)?;
+                        .span(self.tx_buffer_offset(d), self.config.buffer_size)?;
                     return Ok(Some(TxBuffer {
                         buffer,
                         generation: self.generation,
-                        slot: TxSlot::Host(Index::new(k)),
+                        slot: TxSlot::Host(Index::new(d)),
                     }));
                 }
             }
@@ -1212,13 +1168,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 // Take sent buffers back only when none is free: reading the
                 // remote's used index on every send would move its cache line
                 // between the cores once per message.
-                if matches!(&self.ends, Ends::Host { free, .. } if free.is_empty()) {
+                if matches!(&self.ends, Ends::Host { tx, .. } if tx.num_free() == 0) {
                     self.reclaim_tx()?;
                 }
-                let Ends::Host { free, .. } = &mut self.ends else {
+                let Ends::Host { tx, .. } = &mut self.ends else {
                     return Err(LinkError::NotReady);
                 };
-                let Some(k) = free.pop() else {
+                let Some(d) = tx.reserve() else {
                     // Every buffer may be staged in an open batch: publish
                     // them, or the remote never sees them to give them back.
                     self.flush_if_batching()?;
@@ -1226,11 +1182,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 };
                 let buffer = self
                     .window
-                    .span(self.buffer_offset(k), self.config.buffer_size)?;
+                    .span(self.tx_buffer_offset(d), self.config.buffer_size)?;
                 Ok(Some(TxBuffer {
                     buffer,
                     generation,
-                    slot: TxSlot::Host(Index::new(k)),
+                    slot: TxSlot::Host(Index::new(d)),
                 }))
             }
             Role::Remote => {
@@ -1427,7 +1383,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             len: total as u32,
             device_writable: false,
         };
-        tx.add_one(seg, k)?;
+        tx.offer_reserved(k, seg, k)?;
         if batching {
             Ok(false)
         } else {
@@ -1470,7 +1426,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     len: total,
                     device_writable: false,
                 };
-                let staged = tx.add_one(seg, k.get());
+                let staged = tx.offer_reserved(k.get(), seg, k.get());
                 match staged {
                     Ok(_) if self.batching => Ok((false, 1)),
                     Ok(_) => tx.publish().map(|n| (n, 1)),
@@ -1503,9 +1459,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Ok(());
         }
         match (&mut self.ends, buffer.slot) {
-            (Ends::Host { free, .. }, TxSlot::Host(k)) => {
-                free.push(k.get());
-                Ok(())
+            (Ends::Host { tx, .. }, TxSlot::Host(d)) => {
+                tx.unreserve(d.get()).map_err(|_| LinkError::Usage)
             }
             (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => match tx.push_used(chain, 0) {
                 Ok(_) => Ok(()),
@@ -1555,14 +1510,16 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         {
             return None;
         }
-        let Ends::Host { free, .. } = &mut self.ends else {
+        let (buffers, queue_size) = (self.buffers, usize::from(self.queue_size));
+        let Ends::Host { tx, .. } = &mut self.ends else {
             return None;
         };
-        let at = self.buffers + usize::from(free.peek()?) * size;
+        let d = tx.peek_free()?;
+        let at = buffers + (queue_size + usize::from(d)) * size;
         if !at.is_multiple_of(8) {
             return None;
         }
-        let k = free.pop()?;
+        let k = tx.reserve()?;
         Some(
             self.offer_host(at, k, [src, dst], Payload::Copy(data))
                 .map(|()| true),

@@ -56,6 +56,10 @@ pub const DESCRIPTOR_SIZE: usize = 16;
 /// keeps a [`Chain`] allocation-free.
 pub const MAX_CHAIN: usize = 8;
 
+/// `chain_len` of a descriptor [`DriverQueue::reserve`] handed out and not
+/// yet offered or given back (a real chain is at most the queue size long).
+const RESERVED: u16 = u16::MAX;
+
 /// Offsets of the fields of one descriptor (`struct vring_desc`, 16 bytes).
 pub mod desc {
     /// `le64 addr`: the buffer's bus address.
@@ -121,6 +125,9 @@ pub enum RingError {
     Full,
     /// An empty chain was offered.
     EmptyChain,
+    /// A descriptor offered or given back that [`DriverQueue::reserve`] did
+    /// not hand out (a local misuse).
+    NotReserved(u16),
 }
 
 impl From<WindowError> for RingError {
@@ -149,6 +156,7 @@ impl fmt::Display for RingError {
             Self::Window(e) => write!(f, "{e}"),
             Self::Full => f.write_str("no free descriptors"),
             Self::EmptyChain => f.write_str("empty chain"),
+            Self::NotReserved(i) => write!(f, "descriptor {i} is not reserved"),
         }
     }
 }
@@ -157,7 +165,7 @@ impl RingError {
     /// Whether the error means the peer broke the protocol (as opposed to
     /// back-pressure or a local misuse that touched nothing shared).
     pub fn is_protocol_violation(&self) -> bool {
-        !matches!(self, Self::Full | Self::EmptyChain)
+        !matches!(self, Self::Full | Self::EmptyChain | Self::NotReserved(_))
     }
 }
 
@@ -477,24 +485,56 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         Ok(head)
     }
 
-    /// [`DriverQueue::add`] for a chain of one segment (every rpmsg buffer),
-    /// without the chain loop and its checks.
+    /// The descriptor [`DriverQueue::reserve`] takes next, if any is free.
     #[inline(always)]
-    pub fn add_one(&mut self, segment: Segment, token: u16) -> Result<u16, RingError> {
-        if self.num_free == 0 {
-            return Err(RingError::Full);
+    pub fn peek_free(&self) -> Option<u16> {
+        (self.num_free != 0).then_some(self.free_head)
+    }
+
+    /// Takes one free descriptor, to be offered later as a chain of one
+    /// segment ([`DriverQueue::offer_reserved`]) or given back
+    /// ([`DriverQueue::unreserve`]). A driver that binds each of its buffers
+    /// to one descriptor (rpmsg's TX buffers) keeps its free buffers as this
+    /// queue's free descriptors: one list, not two kept in step.
+    #[inline(always)]
+    pub fn reserve(&mut self) -> Option<u16> {
+        let head = self.peek_free()?;
+        self.free_head = self.next[usize::from(head)];
+        self.num_free -= 1;
+        self.chain_len[usize::from(head)] = RESERVED;
+        Some(head)
+    }
+
+    /// Offers reserved descriptor `head` as a chain of one segment (as
+    /// [`DriverQueue::add`] does, without the chain loop and its checks).
+    #[inline(always)]
+    pub fn offer_reserved(
+        &mut self,
+        head: u16,
+        segment: Segment,
+        token: u16,
+    ) -> Result<(), RingError> {
+        if self.chain_len.get(usize::from(head)) != Some(&RESERVED) {
+            return Err(RingError::NotReserved(head));
         }
-        let head = self.free_head;
         let (flags, capacity) = match segment.device_writable {
             true => (DESC_F_WRITE, segment.len),
             false => (0, 0),
         };
         let word = u64::from(segment.len) | (u64::from(flags) << 32);
         self.write_unless_same(head, self.layout.descriptor(head), segment.addr, word);
-        self.free_head = self.next[usize::from(head)];
-        self.num_free -= 1;
         self.offer(head, 1, token, capacity);
-        Ok(head)
+        Ok(())
+    }
+
+    /// Gives reserved descriptor `head` back unused.
+    pub fn unreserve(&mut self, head: u16) -> Result<(), RingError> {
+        if self.chain_len.get(usize::from(head)) != Some(&RESERVED) {
+            return Err(RingError::NotReserved(head));
+        }
+        self.chain_len[usize::from(head)] = 0;
+        self.free(head, head, 1);
+        Ok(())
     }
 
     /// Records the chain at `head` (`len` descriptors, already written) and
@@ -638,7 +678,8 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             .invalidate(self.layout.used_elem(self.last_used), 8);
         let (id, len) = self.fields.used_elem(self.last_used);
         let head = match self.chain_len.get(id as usize) {
-            Some(&n) if n != 0 && id < u32::from(self.layout.size) => id as u16,
+            // Outstanding: offered, not free (0) nor only reserved.
+            Some(&n) if n != 0 && n != RESERVED && id < u32::from(self.layout.size) => id as u16,
             _ => return Err(RingError::UsedId(id)),
         };
         let capacity = self.capacity[usize::from(head)];
@@ -657,14 +698,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         for _ in 1..count {
             tail = self.next[usize::from(tail)];
         }
-        // To the back of the FIFO free list.
-        if self.num_free == 0 {
-            self.free_head = head;
-        } else {
-            self.next[usize::from(self.free_tail)] = head;
-        }
-        self.free_tail = tail;
-        self.num_free += count;
+        self.free(head, tail, count);
         self.chain_len[usize::from(head)] = 0;
         self.outstanding -= 1;
         self.last_used = self.last_used.wrapping_add(1);
@@ -673,6 +707,19 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             token: self.token[usize::from(head)],
             len,
         })
+    }
+
+    /// Puts the chain `head` .. `tail` (`count` descriptors, linked in
+    /// `next`) at the back of the FIFO free list.
+    #[inline(always)]
+    fn free(&mut self, head: u16, tail: u16, count: u16) {
+        if self.num_free == 0 {
+            self.free_head = head;
+        } else {
+            self.next[usize::from(self.free_tail)] = head;
+        }
+        self.free_tail = tail;
+        self.num_free += count;
     }
 
     /// With the event index, asks to be interrupted when the next entry is

@@ -630,3 +630,42 @@ fn reposted_buffers_keep_their_descriptors_and_scribbles_are_overwritten() {
         Some((0, 0x10))
     );
 }
+
+#[test]
+fn reserved_descriptors_are_offered_or_given_back_and_never_taken_as_used() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, mut dev, l) = pair(w, Notification::default());
+    let seg = |d: u16| Segment {
+        addr: BUS + 0x3000 + 0x40 * u64::from(d),
+        len: 0x20,
+        device_writable: false,
+    };
+    // Descriptors come out in FIFO order; peek names the next one.
+    assert_eq!(drv.peek_free(), Some(0));
+    let (a, b) = (drv.reserve().unwrap(), drv.reserve().unwrap());
+    assert_eq!((a, b, drv.num_free()), (0, 1, 6));
+    // Offered, `a` reaches the device.
+    drv.offer_reserved(a, seg(a), 7).unwrap();
+    drv.publish().unwrap();
+    let (c, buf) = dev.pop_first().unwrap().unwrap();
+    assert_eq!((c.head(), buf.offset, buf.len), (0, 0x3000, 0x20));
+    // A device naming reserved `b`, never offered, lies.
+    w.write_u32(l.used + 4, u32::from(b)).unwrap();
+    w.write_u16(l.used + 2, 1).unwrap();
+    assert_eq!(drv.pop_used(), Err(RingError::UsedId(b.into())));
+    // `a` comes back; `b` goes back unused.
+    dev.push_used(c, 0).unwrap();
+    assert_eq!(drv.pop_used().unwrap().map(|u| (u.head, u.token)), Some((a, 7)));
+    drv.unreserve(b).unwrap();
+    assert_eq!(drv.num_free(), 8);
+    // Neither can be offered or given back twice.
+    assert_eq!(drv.offer_reserved(a, seg(a), 0), Err(RingError::NotReserved(a)));
+    assert_eq!(drv.unreserve(b), Err(RingError::NotReserved(b)));
+    assert_eq!(drv.unreserve(99), Err(RingError::NotReserved(99)));
+    assert!(!RingError::NotReserved(0).is_protocol_violation());
+    // The freed descriptors go to the back of the list, in order.
+    let order: Vec<u16> = (0..8).map(|_| drv.reserve().unwrap()).collect();
+    assert_eq!(order, [2, 3, 4, 5, 6, 7, 0, 1]);
+    assert_eq!(drv.reserve(), None);
+}
