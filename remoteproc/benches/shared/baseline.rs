@@ -31,6 +31,18 @@ pub(crate) fn scale() -> u64 {
         .max(1)
 }
 
+/// At least `bytes` of zeroed words, and the index of the first word on a
+/// page boundary: every window in these benchmarks starts on a page, as a
+/// mapped one does. (Where an allocation happens to start moved (c) by half
+/// between two binaries; and a large one, mapped by the C library, starts 16
+/// bytes past a page, which put each of our 512-byte buffers across nine
+/// cache lines, the last shared with the next buffer's header.)
+pub(crate) fn page_aligned(bytes: usize) -> (Vec<Word>, usize) {
+    let words: Vec<Word> = (0..(bytes + PAGE) / 8).map(|_| Word::new(0)).collect();
+    let skip = words.as_ptr().align_offset(PAGE);
+    (words, skip)
+}
+
 /// Pins the calling thread to `cpu`; says so loudly when it cannot.
 pub(crate) fn pin(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it;
@@ -89,13 +101,7 @@ pub(crate) fn ping_pong(rounds: u64) -> Duration {
 /// (producer) or empty (consumer): the fastest any shared-memory ring can be.
 pub(crate) fn raw_ring(messages: u64) -> f64 {
     const SLOTS: usize = 256;
-    // Page-aligned, as a mapped window (and the transports' heap windows,
-    // large enough to be mapped) is: where a small allocation happens to
-    // start moved this ring's throughput by half between two binaries.
-    let slots: Vec<Word> = (0..(SLOTS * PAYLOAD + PAGE) / 8)
-        .map(|_| Word::new(0))
-        .collect();
-    let skip = slots.as_ptr().align_offset(PAGE);
+    let (slots, skip) = page_aligned(SLOTS * PAYLOAD);
     let window = Window::from_words(&slots[skip..]);
     let (head, tail) = (Line(AtomicU64::new(0)), Line(AtomicU64::new(0)));
     let ready = Barrier::new(2);

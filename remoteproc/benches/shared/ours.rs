@@ -11,7 +11,7 @@ use shmem::doorbell::Polling;
 use shmem::window::Word;
 use shmem::Window;
 
-use super::baseline::{both_ready, pin, PAYLOAD};
+use super::baseline::{both_ready, page_aligned, pin, PAYLOAD};
 
 const WINDOW: usize = 0x60000;
 /// Messages per batch in (d): a streaming sender publishes its ring updates
@@ -41,8 +41,8 @@ fn links(mem: &[Word]) -> (Link<'_, Polling, 256, 4>, Link<'_, Polling, 256, 4>)
 
 /// (b) rpmsg round trips with 16-byte payloads.
 pub(crate) fn rpmsg_round_trip(rounds: u64) -> Duration {
-    let mem: Vec<Word> = (0..WINDOW / 8).map(|_| Word::new(0)).collect();
-    let (mut h, mut r) = links(&mem);
+    let (mem, skip) = page_aligned(WINDOW);
+    let (mut h, mut r) = links(&mem[skip..]);
     let ready = Barrier::new(2);
     std::thread::scope(|s| {
         let ready = &ready;
@@ -80,8 +80,8 @@ pub(crate) fn rpmsg_round_trip(rounds: u64) -> Duration {
 
 /// (d) rpmsg one-way throughput with 496-byte payloads; bytes per second.
 pub(crate) fn rpmsg_throughput(messages: u64, zero_copy: bool) -> f64 {
-    let mem: Vec<Word> = (0..WINDOW / 8).map(|_| Word::new(0)).collect();
-    let (mut h, mut r) = links(&mem);
+    let (mem, skip) = page_aligned(WINDOW);
+    let (mut h, mut r) = links(&mem[skip..]);
     let ready = Barrier::new(2);
     let start = std::thread::scope(|s| {
         let ready = &ready;
