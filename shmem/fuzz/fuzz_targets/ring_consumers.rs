@@ -54,7 +54,16 @@ fuzz_target!(|data: &[u8]| {
                 }
                 3 => {
                     let seg = Segment { addr: BUS + 0x2000, len: 64, device_writable: op & 8 != 0 };
-                    let _ = drv.add(&[seg], i as u16);
+                    if op & 16 == 0 {
+                        let _ = drv.add(&[seg], i as u16);
+                    } else if let Some(d) = drv.reserve() {
+                        // A lent descriptor, offered or given back.
+                        if op & 32 == 0 {
+                            let _ = drv.offer_reserved(d, seg, i as u16);
+                        } else {
+                            let _ = drv.unreserve(d);
+                        }
+                    }
                     let _ = drv.publish();
                 }
                 4 => {
@@ -115,6 +124,10 @@ fuzz_target!(|data: &[u8]| {
                     let mut batch = link.batch();
                     for k in 0..usize::from(*op) % 6 {
                         if let Ok(Some(mut tx)) = batch.alloc_tx() {
+                            if k == 4 {
+                                let _ = batch.discard_tx(tx);
+                                continue;
+                            }
                             let words = (0..k as u64).map(|w| w * 0x0101);
                             let n = tx.write_words(0, words).unwrap_or(0);
                             let _ = batch.send_buffer(tx, 1, 2, n);
