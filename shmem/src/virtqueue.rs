@@ -642,8 +642,16 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             self.refresh_used()?;
         }
         let n = self.used_seen.wrapping_sub(self.last_used);
+        // The cache maintenance for all of them first: the loop below then
+        // calls no hook, and keeps the queue's counters in registers.
+        if !self.window.is_coherent() {
+            for k in 0..n {
+                let at = self.layout.used_elem(self.last_used.wrapping_add(k));
+                self.window.invalidate(at, 8);
+            }
+        }
         for _ in 0..n {
-            each(self.take_used()?);
+            each(self.take_seen_used()?);
         }
         if n != 0 {
             self.ask_interrupt()?;
@@ -676,6 +684,13 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     fn take_used(&mut self) -> Result<Used, RingError> {
         self.window
             .invalidate(self.layout.used_elem(self.last_used), 8);
+        self.take_seen_used()
+    }
+
+    /// [`DriverQueue::take_used`] once the element's cache maintenance is
+    /// done.
+    #[inline(always)]
+    fn take_seen_used(&mut self) -> Result<Used, RingError> {
         let (id, len) = self.fields.used_elem(self.last_used);
         let head = match self.chain_len.get(id as usize) {
             // Outstanding: offered, not free (0) nor only reserved.
