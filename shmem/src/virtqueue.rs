@@ -650,9 +650,43 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
                 self.window.invalidate(at, 8);
             }
         }
+        // The free list's ends and the counters in locals, written back
+        // once (on an error too): the compiler cannot tell the shadow
+        // arrays' stores from the counters and would reload them per entry.
+        let (mut free_head, mut free_tail, mut num_free) =
+            (self.free_head, self.free_tail, self.num_free);
+        let (mut last_used, mut outstanding) = (self.last_used, self.outstanding);
+        let mut taken = Ok(());
         for _ in 0..n {
-            each(self.take_seen_used()?);
+            let (id, len) = self.fields.used_elem(last_used);
+            let (head, len) = match self.check_used(id, len) {
+                Ok(used) => used,
+                Err(e) => {
+                    taken = Err(e);
+                    break;
+                }
+            };
+            let count = self.chain_len[usize::from(head)];
+            let tail = self.chain_tail(head, count);
+            if num_free == 0 {
+                free_head = head;
+            } else {
+                self.next[usize::from(free_tail)] = head;
+            }
+            free_tail = tail;
+            num_free += count;
+            self.chain_len[usize::from(head)] = 0;
+            outstanding -= 1;
+            last_used = last_used.wrapping_add(1);
+            each(Used {
+                head,
+                token: self.token[usize::from(head)],
+                len,
+            });
         }
+        (self.free_head, self.free_tail, self.num_free) = (free_head, free_tail, num_free);
+        (self.last_used, self.outstanding) = (last_used, outstanding);
+        taken?;
         if n != 0 {
             self.ask_interrupt()?;
         }
@@ -692,6 +726,25 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     #[inline(always)]
     fn take_seen_used(&mut self) -> Result<Used, RingError> {
         let (id, len) = self.fields.used_elem(self.last_used);
+        let (head, len) = self.check_used(id, len)?;
+        let count = self.chain_len[usize::from(head)];
+        let tail = self.chain_tail(head, count);
+        self.free(head, tail, count);
+        self.chain_len[usize::from(head)] = 0;
+        self.outstanding -= 1;
+        self.last_used = self.last_used.wrapping_add(1);
+        Ok(Used {
+            head,
+            token: self.token[usize::from(head)],
+            len,
+        })
+    }
+
+    /// The chain head a used element `(id, len)` names, and the length to
+    /// believe: `id` must be an outstanding head, `len` must fit the chain's
+    /// writable part.
+    #[inline(always)]
+    fn check_used(&self, id: u32, len: u32) -> Result<(u16, u32), RingError> {
         let head = match self.chain_len.get(id as usize) {
             // Outstanding: offered, not free (0) nor only reserved.
             Some(&n) if n != 0 && n != RESERVED && id < u32::from(self.layout.size) => id as u16,
@@ -706,22 +759,19 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         if len > capacity {
             return Err(RingError::UsedLength { len, capacity });
         }
-        // Free the chain through the private shadow: its links were set by
-        // `add` and are unaffected by anything the device wrote.
-        let count = self.chain_len[usize::from(head)];
+        Ok((head, len))
+    }
+
+    /// The last descriptor of the `count`-long chain at `head`, through the
+    /// private shadow: its links were set by `add` and are unaffected by
+    /// anything the device wrote.
+    #[inline(always)]
+    fn chain_tail(&self, head: u16, count: u16) -> u16 {
         let mut tail = head;
         for _ in 1..count {
             tail = self.next[usize::from(tail)];
         }
-        self.free(head, tail, count);
-        self.chain_len[usize::from(head)] = 0;
-        self.outstanding -= 1;
-        self.last_used = self.last_used.wrapping_add(1);
-        Ok(Used {
-            head,
-            token: self.token[usize::from(head)],
-            len,
-        })
+        tail
     }
 
     /// Puts the chain `head` .. `tail` (`count` descriptors, linked in
