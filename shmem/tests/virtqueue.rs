@@ -656,11 +656,17 @@ fn reserved_descriptors_are_offered_or_given_back_and_never_taken_as_used() {
     assert_eq!(drv.pop_used(), Err(RingError::UsedId(b.into())));
     // `a` comes back; `b` goes back unused.
     dev.push_used(c, 0).unwrap();
-    assert_eq!(drv.pop_used().unwrap().map(|u| (u.head, u.token)), Some((a, 7)));
+    assert_eq!(
+        drv.pop_used().unwrap().map(|u| (u.head, u.token)),
+        Some((a, 7))
+    );
     drv.unreserve(b).unwrap();
     assert_eq!(drv.num_free(), 8);
     // Neither can be offered or given back twice.
-    assert_eq!(drv.offer_reserved(a, seg(a), 0), Err(RingError::NotReserved(a)));
+    assert_eq!(
+        drv.offer_reserved(a, seg(a), 0),
+        Err(RingError::NotReserved(a))
+    );
     assert_eq!(drv.unreserve(b), Err(RingError::NotReserved(b)));
     assert_eq!(drv.unreserve(99), Err(RingError::NotReserved(99)));
     assert!(!RingError::NotReserved(0).is_protocol_violation());
