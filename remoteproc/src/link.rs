@@ -1136,18 +1136,24 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         if self.is_ready() {
             if let Ends::Host { tx, .. } = &mut self.ends {
                 if let Some(d) = tx.reserve() {
-                    let buffer = self
-                        .window
-                        .span(self.tx_buffer_offset(d), self.config.buffer_size)?;
-                    return Ok(Some(TxBuffer {
-                        buffer,
-                        generation: self.generation,
-                        slot: TxSlot::Host(Index::new(d)),
-                    }));
+                    return self.host_tx_buffer(d).map(Some);
                 }
             }
         }
         self.alloc_tx_slow()
+    }
+
+    /// The host's TX buffer bound to reserved descriptor `d`, lent.
+    #[inline(always)]
+    fn host_tx_buffer(&self, d: u16) -> Result<TxBuffer<'a>, LinkError> {
+        let buffer = self
+            .window
+            .span(self.tx_buffer_offset(d), self.config.buffer_size)?;
+        Ok(TxBuffer {
+            buffer,
+            generation: self.generation,
+            slot: TxSlot::Host(Index::new(d)),
+        })
     }
 
     /// Every other case of [`Link::alloc_tx`].
@@ -1180,14 +1186,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     self.flush_if_batching()?;
                     return Ok(None);
                 };
-                let buffer = self
-                    .window
-                    .span(self.tx_buffer_offset(d), self.config.buffer_size)?;
-                Ok(Some(TxBuffer {
-                    buffer,
-                    generation,
-                    slot: TxSlot::Host(Index::new(d)),
-                }))
+                self.host_tx_buffer(d).map(Some)
             }
             Role::Remote => {
                 if let Ends::Remote { spare, .. } = &mut self.ends {
@@ -1510,15 +1509,16 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         {
             return None;
         }
-        let (buffers, queue_size) = (self.buffers, usize::from(self.queue_size));
-        let Ends::Host { tx, .. } = &mut self.ends else {
+        let Ends::Host { tx, .. } = &self.ends else {
             return None;
         };
-        let d = tx.peek_free()?;
-        let at = buffers + (queue_size + usize::from(d)) * size;
+        let at = self.tx_buffer_offset(tx.peek_free()?);
         if !at.is_multiple_of(8) {
             return None;
         }
+        let Ends::Host { tx, .. } = &mut self.ends else {
+            return None;
+        };
         let k = tx.reserve()?;
         Some(
             self.offer_host(at, k, [src, dst], Payload::Copy(data))
@@ -1705,22 +1705,12 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// then published at once unless a batch is open.
     fn recycle(&mut self, slot: RxSlot) -> Result<(), LinkError> {
         self.stage_release(slot)?;
+        // Outside a batch nothing else is staged: the TX ring's publish in
+        // `flush` finds nothing and stores nothing.
         if self.batching {
-            return Ok(());
-        }
-        let published = match &mut self.ends {
-            Ends::Host { rx, .. } => rx.publish().map(|n| (n, 0)),
-            Ends::Remote { rx, .. } => rx.publish_used().map(|n| (n, 1)),
-            Ends::Down => Ok((false, 0)),
-        };
-        match published {
-            Ok((ring, queue)) => {
-                if ring {
-                    self.doorbell.ring(queue);
-                }
-                Ok(())
-            }
-            Err(e) => Err(self.fail(LinkError::Ring(e))),
+            Ok(())
+        } else {
+            self.flush()
         }
     }
 
