@@ -60,6 +60,30 @@ pub const MAX_CHAIN: usize = 8;
 /// yet offered or given back (a real chain is at most the queue size long).
 const RESERVED: u16 = u16::MAX;
 
+/// A driver's free descriptors: a FIFO list from `head` to `tail`, `len`
+/// long, linked through the driver's private `next` shadow.
+#[derive(Clone, Copy, Debug, Default)]
+struct FreeList {
+    head: u16,
+    tail: u16,
+    len: u16,
+}
+
+impl FreeList {
+    /// Puts the chain `head` .. `tail` (`count` descriptors, linked in
+    /// `next`) at the back.
+    #[inline(always)]
+    fn push(&mut self, next: &mut [u16], head: u16, tail: u16, count: u16) {
+        if self.len == 0 {
+            self.head = head;
+        } else {
+            next[usize::from(self.tail)] = head;
+        }
+        self.tail = tail;
+        self.len += count;
+    }
+}
+
 /// Offsets of the fields of one descriptor (`struct vring_desc`, 16 bytes).
 pub mod desc {
     /// `le64 addr`: the buffer's bus address.
@@ -350,14 +374,12 @@ pub struct DriverQueue<'a, const N: usize> {
     chain_len: [u16; N],
     token: [u16; N],
     capacity: [u32; N],
-    /// Free descriptors form a FIFO list (`free_head` .. `free_tail`): a freed
+    /// Free descriptors form a FIFO list (`free.head` .. `free.tail`): a freed
     /// chain goes to the back, so descriptors are reused in the order they were
     /// used. With in-order completion each buffer then keeps its descriptor and
     /// avail slot, whose contents stay the same and are not written again (see
     /// [`DriverQueue::add`]).
-    free_head: u16,
-    free_tail: u16,
-    num_free: u16,
+    free: FreeList,
     outstanding: u16,
     avail_idx: u16,
     published: u16,
@@ -389,9 +411,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             chain_len: [0; N],
             token: [0; N],
             capacity: [0; N],
-            free_head: 0,
-            free_tail: 0,
-            num_free: 0,
+            free: FreeList::default(),
             outstanding: 0,
             avail_idx: 0,
             published: 0,
@@ -413,9 +433,11 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             self.next[usize::from(i)] = i + 1;
             self.chain_len[usize::from(i)] = 0;
         }
-        self.free_head = 0;
-        self.free_tail = l.size - 1;
-        self.num_free = l.size;
+        self.free = FreeList {
+            head: 0,
+            tail: l.size - 1,
+            len: l.size,
+        };
         self.outstanding = 0;
         self.avail_idx = 0;
         self.published = 0;
@@ -435,7 +457,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
 
     /// Free descriptors.
     pub fn num_free(&self) -> u16 {
-        self.num_free
+        self.free.len
     }
 
     /// Writes a chain's descriptors and its `avail.ring` slot; the device sees
@@ -446,7 +468,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         if chain.is_empty() {
             return Err(RingError::EmptyChain);
         }
-        if chain.len() > usize::from(self.num_free) {
+        if chain.len() > usize::from(self.free.len) {
             return Err(RingError::Full);
         }
         let mut writable_seen = false;
@@ -460,7 +482,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
                 capacity = capacity.checked_add(s.len).ok_or(RingError::ChainLength)?;
             }
         }
-        let head = self.free_head;
+        let head = self.free.head;
         let mut i = head;
         for (k, s) in chain.iter().enumerate() {
             let last = k + 1 == chain.len();
@@ -477,10 +499,10 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             if !last {
                 i = next;
             } else {
-                self.free_head = next;
+                self.free.head = next;
             }
         }
-        self.num_free -= chain.len() as u16;
+        self.free.len -= chain.len() as u16;
         self.offer(head, chain.len() as u16, token, capacity);
         Ok(head)
     }
@@ -488,7 +510,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// The descriptor [`DriverQueue::reserve`] takes next, if any is free.
     #[inline(always)]
     pub fn peek_free(&self) -> Option<u16> {
-        (self.num_free != 0).then_some(self.free_head)
+        (self.free.len != 0).then_some(self.free.head)
     }
 
     /// Takes one free descriptor, to be offered later as a chain of one
@@ -499,8 +521,8 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     #[inline(always)]
     pub fn reserve(&mut self) -> Option<u16> {
         let head = self.peek_free()?;
-        self.free_head = self.next[usize::from(head)];
-        self.num_free -= 1;
+        self.free.head = self.next[usize::from(head)];
+        self.free.len -= 1;
         self.chain_len[usize::from(head)] = RESERVED;
         Some(head)
     }
@@ -533,7 +555,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             return Err(RingError::NotReserved(head));
         }
         self.chain_len[usize::from(head)] = 0;
-        self.free(head, head, 1);
+        self.free.push(&mut self.next, head, head, 1);
         Ok(())
     }
 
@@ -628,33 +650,47 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         if self.used_seen == self.last_used && self.refresh_used()? == 0 {
             return Ok(None);
         }
-        let used = self.take_used()?;
+        self.window
+            .invalidate(self.layout.used_elem(self.last_used), 8);
+        let mut used = None;
+        self.take_seen(1, |u| used = Some(u))?;
         self.ask_interrupt()?;
-        Ok(Some(used))
+        Ok(used)
     }
 
     /// Takes back every used chain the device has returned (checked as by
     /// [`DriverQueue::pop_used`]), handing each to `each`: one read of
     /// used.idx and one interrupt request for all of them. Returns how many.
     #[inline(always)]
-    pub fn drain_used(&mut self, mut each: impl FnMut(Used)) -> Result<u16, RingError> {
+    pub fn drain_used(&mut self, each: impl FnMut(Used)) -> Result<u16, RingError> {
         if self.used_seen == self.last_used {
             self.refresh_used()?;
         }
         let n = self.used_seen.wrapping_sub(self.last_used);
-        // The cache maintenance for all of them first: the loop below then
-        // calls no hook, and keeps the queue's counters in registers.
+        // The cache maintenance for all of them first: the loop that takes
+        // them then calls no hook.
         if !self.window.is_coherent() {
             for k in 0..n {
                 let at = self.layout.used_elem(self.last_used.wrapping_add(k));
                 self.window.invalidate(at, 8);
             }
         }
-        // The free list's ends and the counters in locals, written back
-        // once (on an error too): the compiler cannot tell the shadow
-        // arrays' stores from the counters and would reload them per entry.
-        let (mut free_head, mut free_tail, mut num_free) =
-            (self.free_head, self.free_tail, self.num_free);
+        self.take_seen(n, each)?;
+        if n != 0 {
+            self.ask_interrupt()?;
+        }
+        Ok(n)
+    }
+
+    /// Takes the next `n` used elements (below `used_seen`, their cache
+    /// maintenance done), each checked, its chain freed and handed to
+    /// `each`; stops at the first that is wrong.
+    #[inline(always)]
+    fn take_seen(&mut self, n: u16, mut each: impl FnMut(Used)) -> Result<(), RingError> {
+        // The free list and the counters in locals, written back once (on an
+        // error too): the compiler cannot tell the shadow arrays' stores
+        // from the queue's own fields and would reload them per entry.
+        let mut free = self.free;
         let (mut last_used, mut outstanding) = (self.last_used, self.outstanding);
         let mut taken = Ok(());
         for _ in 0..n {
@@ -666,15 +702,14 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
                     break;
                 }
             };
+            // Freed through the private shadow: its links were set by `add`
+            // and are unaffected by anything the device wrote.
             let count = self.chain_len[usize::from(head)];
-            let tail = self.chain_tail(head, count);
-            if num_free == 0 {
-                free_head = head;
-            } else {
-                self.next[usize::from(free_tail)] = head;
+            let mut tail = head;
+            for _ in 1..count {
+                tail = self.next[usize::from(tail)];
             }
-            free_tail = tail;
-            num_free += count;
+            free.push(&mut self.next, head, tail, count);
             self.chain_len[usize::from(head)] = 0;
             outstanding -= 1;
             last_used = last_used.wrapping_add(1);
@@ -684,13 +719,9 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
                 len,
             });
         }
-        (self.free_head, self.free_tail, self.num_free) = (free_head, free_tail, num_free);
+        self.free = free;
         (self.last_used, self.outstanding) = (last_used, outstanding);
-        taken?;
-        if n != 0 {
-            self.ask_interrupt()?;
-        }
-        Ok(n)
+        taken
     }
 
     /// Reads used.idx; returns how many entries it adds (checked against what
@@ -710,34 +741,6 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         fence(Ordering::Acquire);
         self.used_seen = idx;
         Ok(new)
-    }
-
-    /// The used element at `last_used` (known to be below `used_seen`),
-    /// checked, and its chain freed.
-    #[inline(always)]
-    fn take_used(&mut self) -> Result<Used, RingError> {
-        self.window
-            .invalidate(self.layout.used_elem(self.last_used), 8);
-        self.take_seen_used()
-    }
-
-    /// [`DriverQueue::take_used`] once the element's cache maintenance is
-    /// done.
-    #[inline(always)]
-    fn take_seen_used(&mut self) -> Result<Used, RingError> {
-        let (id, len) = self.fields.used_elem(self.last_used);
-        let (head, len) = self.check_used(id, len)?;
-        let count = self.chain_len[usize::from(head)];
-        let tail = self.chain_tail(head, count);
-        self.free(head, tail, count);
-        self.chain_len[usize::from(head)] = 0;
-        self.outstanding -= 1;
-        self.last_used = self.last_used.wrapping_add(1);
-        Ok(Used {
-            head,
-            token: self.token[usize::from(head)],
-            len,
-        })
     }
 
     /// The chain head a used element `(id, len)` names, and the length to
@@ -760,31 +763,6 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             return Err(RingError::UsedLength { len, capacity });
         }
         Ok((head, len))
-    }
-
-    /// The last descriptor of the `count`-long chain at `head`, through the
-    /// private shadow: its links were set by `add` and are unaffected by
-    /// anything the device wrote.
-    #[inline(always)]
-    fn chain_tail(&self, head: u16, count: u16) -> u16 {
-        let mut tail = head;
-        for _ in 1..count {
-            tail = self.next[usize::from(tail)];
-        }
-        tail
-    }
-
-    /// Puts the chain `head` .. `tail` (`count` descriptors, linked in
-    /// `next`) at the back of the FIFO free list.
-    #[inline(always)]
-    fn free(&mut self, head: u16, tail: u16, count: u16) {
-        if self.num_free == 0 {
-            self.free_head = head;
-        } else {
-            self.next[usize::from(self.free_tail)] = head;
-        }
-        self.free_tail = tail;
-        self.num_free += count;
     }
 
     /// With the event index, asks to be interrupted when the next entry is
