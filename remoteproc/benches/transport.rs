@@ -8,10 +8,11 @@
 //!     copy out: the throughput ceiling of any shared-memory transport;
 //! (d) rpmsg throughput with 496-byte payloads, copying (`send` / `copy_to`,
 //!     through private arrays on both sides, as (c) does) and zero-copy (the
-//!     payload produced word by word in the lent TX buffer with
-//!     `write_words`, and each word used in place in the RX buffer with
-//!     `words`: no staging copy on either side). The sender streams in
-//!     batches of 32 (`Link::batch`), the receiver takes everything pending
+//!     payload produced word by word in each lent TX buffer of a
+//!     `Link::send_burst` with `write_words_with`, and each word used in
+//!     place in the RX buffer with `words`: no staging copy on either side).
+//!     The sender streams in batches of 32 (`Link::batch` when copying, one
+//!     `Link::send_burst` when not), the receiver takes everything pending
 //!     per `Link::dispatch` call; each publishes its ring updates once per
 //!     batch (the receiver every eighth of the ring). A side that finds
 //!     nothing to do waits with one spin-loop hint before it polls again, as

@@ -495,7 +495,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             let next_field = if last { 0 } else { next };
             // `len`, `flags` and `next` (little-endian) as one word.
             let word = u64::from(s.len) | (u64::from(flags) << 32) | (u64::from(next_field) << 48);
-            self.write_unless_same(i, at, s.addr, word);
+            write_unless_same(&self.fields, &self.window, at, i, s.addr, word);
             if !last {
                 i = next;
             } else {
@@ -544,9 +544,50 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             false => (0, 0),
         };
         let word = u64::from(segment.len) | (u64::from(flags) << 32);
-        self.write_unless_same(head, self.layout.descriptor(head), segment.addr, word);
+        let at = self.layout.descriptor(head);
+        write_unless_same(&self.fields, &self.window, at, head, segment.addr, word);
         self.offer(head, 1, token, capacity);
         Ok(())
+    }
+
+    /// Offers free descriptors one after another, each as a chain of one
+    /// segment whose token is the descriptor's index: `segment(d)` makes
+    /// descriptor `d`'s segment (typically filling the buffer bound to it),
+    /// or returns `None` to stop, leaving `d` free. At most `max`; returns
+    /// how many were offered. [`DriverQueue::publish`] shows them to the
+    /// device. For a driver streaming through buffers bound to descriptors
+    /// (as [`DriverQueue::reserve`] and [`DriverQueue::offer_reserved`],
+    /// without a call and its checks per buffer).
+    #[inline(always)]
+    pub fn offer_each(&mut self, max: u16, mut segment: impl FnMut(u16) -> Option<Segment>) -> u16 {
+        // The free list, the counters and the ring's fields in locals (as
+        // in `take_seen`), written back once.
+        let (fields, window, layout) = (self.fields, self.window, self.layout);
+        let mut free = self.free;
+        let (mut avail_idx, mut outstanding) = (self.avail_idx, self.outstanding);
+        let mut n = 0;
+        while n < max && free.len != 0 {
+            let d = free.head;
+            let Some(seg) = segment(d) else { break };
+            free.head = self.next[usize::from(d)];
+            free.len -= 1;
+            let (flags, capacity) = match seg.device_writable {
+                true => (DESC_F_WRITE, seg.len),
+                false => (0, 0),
+            };
+            let word = u64::from(seg.len) | (u64::from(flags) << 32);
+            write_unless_same(&fields, &window, layout.descriptor(d), d, seg.addr, word);
+            self.chain_len[usize::from(d)] = 1;
+            self.token[usize::from(d)] = d;
+            self.capacity[usize::from(d)] = capacity;
+            write_slot_unless_same(&fields, &window, layout.avail_ring(avail_idx), avail_idx, d);
+            avail_idx = avail_idx.wrapping_add(1);
+            outstanding += 1;
+            n += 1;
+        }
+        self.free = free;
+        (self.avail_idx, self.outstanding) = (avail_idx, outstanding);
+        n
     }
 
     /// Gives reserved descriptor `head` back unused.
@@ -567,41 +608,9 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         self.token[usize::from(head)] = token;
         self.capacity[usize::from(head)] = capacity;
         let slot = self.layout.avail_ring(self.avail_idx);
-        // As for descriptors: a slot that already names this head (a buffer
-        // reposted in order) is left alone.
-        if !self.window.is_coherent() || self.fields.avail_slot(self.avail_idx) != head {
-            self.fields.set_avail_slot(self.avail_idx, head);
-            self.window.clean(slot, 2);
-        }
+        write_slot_unless_same(&self.fields, &self.window, slot, self.avail_idx, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.outstanding += 1;
-    }
-
-    /// Writes descriptor `i` (at `at`) unless its `addr` and `len` / `flags`
-    /// / `next` words already hold these values. A buffer
-    /// reposted with the same address, length and flags (every rpmsg RX
-    /// buffer, and TX buffers of one message size) then leaves its cache line
-    /// shared with the device instead of taking it back, a cross-core
-    /// transfer the device would otherwise pay on its next read.
-    ///
-    /// The read is not trust in the device: what it returns only decides
-    /// whether to store. If the device rewrote the word, it differs and is
-    /// written; if the device rewrites it afterwards, it only misleads itself
-    /// (the driver's own view of each chain is its private shadow). On a
-    /// non-coherent window this side's cached copy could differ from memory,
-    /// so there every word is written.
-    #[inline(always)]
-    fn write_unless_same(&self, i: u16, at: usize, addr: u64, word: u64) {
-        let coherent = self.window.is_coherent();
-        let (old_addr, old_word) = self.fields.descriptor(i);
-        if !coherent || old_addr != addr {
-            self.fields.set_descriptor_addr(i, addr);
-            self.window.clean(at + desc::ADDR, 8);
-        }
-        if !coherent || old_word != word {
-            self.fields.set_descriptor_word(i, word);
-            self.window.clean(at + desc::LEN, 8);
-        }
     }
 
     /// Makes every chain added since the last publish visible to the device.
@@ -687,15 +696,17 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// `each`; stops at the first that is wrong.
     #[inline(always)]
     fn take_seen(&mut self, n: u16, mut each: impl FnMut(Used)) -> Result<(), RingError> {
-        // The free list and the counters in locals, written back once (on an
-        // error too): the compiler cannot tell the shadow arrays' stores
-        // from the queue's own fields and would reload them per entry.
+        // The free list, the counters and the ring's fields in locals (the
+        // free list and counters written back once, on an error too): the
+        // compiler cannot tell the shadow arrays' stores from the queue's
+        // own fields and would reload them all per entry.
         let mut free = self.free;
         let (mut last_used, mut outstanding) = (self.last_used, self.outstanding);
+        let (fields, size) = (self.fields, self.layout.size);
         let mut taken = Ok(());
         for _ in 0..n {
-            let (id, len) = self.fields.used_elem(last_used);
-            let (head, len) = match self.check_used(id, len) {
+            let (id, len) = fields.used_elem(last_used);
+            let (head, len) = match self.check_used(size, id, len) {
                 Ok(used) => used,
                 Err(e) => {
                     taken = Err(e);
@@ -747,10 +758,10 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// believe: `id` must be an outstanding head, `len` must fit the chain's
     /// writable part.
     #[inline(always)]
-    fn check_used(&self, id: u32, len: u32) -> Result<(u16, u32), RingError> {
+    fn check_used(&self, size: u16, id: u32, len: u32) -> Result<(u16, u32), RingError> {
         let head = match self.chain_len.get(id as usize) {
             // Outstanding: offered, not free (0) nor only reserved.
-            Some(&n) if n != 0 && n != RESERVED && id < u32::from(self.layout.size) => id as u16,
+            Some(&n) if n != 0 && n != RESERVED && id < u32::from(size) => id as u16,
             _ => return Err(RingError::UsedId(id)),
         };
         let capacity = self.capacity[usize::from(head)];
@@ -847,6 +858,56 @@ impl<const M: usize> Chain<M> {
     /// Total device-writable bytes.
     pub fn writable_len(&self) -> u32 {
         self.writable
+    }
+}
+
+/// Writes descriptor `i` (at `at`) unless its `addr` and `len` / `flags`
+/// / `next` words already hold these values. A buffer
+/// reposted with the same address, length and flags (every rpmsg RX
+/// buffer, and TX buffers of one message size) then leaves its cache line
+/// shared with the device instead of taking it back, a cross-core
+/// transfer the device would otherwise pay on its next read.
+///
+/// The read is not trust in the device: what it returns only decides
+/// whether to store. If the device rewrote the word, it differs and is
+/// written; if the device rewrites it afterwards, it only misleads itself
+/// (the driver's own view of each chain is its private shadow). On a
+/// non-coherent window this side's cached copy could differ from memory,
+/// so there every word is written.
+#[inline(always)]
+fn write_unless_same(
+    fields: &RingFields<'_>,
+    window: &Window<'_>,
+    at: usize,
+    i: u16,
+    addr: u64,
+    word: u64,
+) {
+    let coherent = window.is_coherent();
+    let (old_addr, old_word) = fields.descriptor(i);
+    if !coherent || old_addr != addr {
+        fields.set_descriptor_addr(i, addr);
+        window.clean(at + desc::ADDR, 8);
+    }
+    if !coherent || old_word != word {
+        fields.set_descriptor_word(i, word);
+        window.clean(at + desc::LEN, 8);
+    }
+}
+
+/// Puts `head` in `avail.ring[idx]` (at `at`), as for descriptors unless
+/// the slot already names it (a buffer reposted in order).
+#[inline(always)]
+fn write_slot_unless_same(
+    fields: &RingFields<'_>,
+    window: &Window<'_>,
+    at: usize,
+    idx: u16,
+    head: u16,
+) {
+    if !window.is_coherent() || fields.avail_slot(idx) != head {
+        fields.set_avail_slot(idx, head);
+        window.clean(at, 2);
     }
 }
 

@@ -591,6 +591,24 @@ impl<'a> Span<'a> {
         self.len
     }
 
+    /// `len` bytes at `at` (relative to this span) as a span of their own.
+    #[inline]
+    pub fn sub(&self, at: usize, len: usize) -> Result<Span<'a>, WindowError> {
+        self.check(at, len)?;
+        Ok(Span {
+            #[cfg(not(loom))]
+            // SAFETY: `at + len <= self.len` (checked), and this span lies
+            // inside the region.
+            base: unsafe { self.base.add(at) },
+            #[cfg(loom)]
+            window: self.window,
+            #[cfg(loom)]
+            offset: self.offset + at,
+            len,
+            _region: PhantomData,
+        })
+    }
+
     /// Whether the span is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -636,6 +654,54 @@ impl<'a> Span<'a> {
             k += 1;
         }
         Ok(8 * k)
+    }
+
+    /// Stores `count` little-endian `u64`s from `at`, word `k` being
+    /// `word(k)`, as many as fit in the span; returns the bytes written. As
+    /// [`Span::write_words`], for a producer that makes each word from its
+    /// index: with no iterator to ask whether a word follows, the aligned
+    /// loop stores four words per turn.
+    #[inline]
+    pub fn write_words_with(
+        &self,
+        at: usize,
+        count: usize,
+        mut word: impl FnMut(usize) -> u64,
+    ) -> Result<usize, WindowError> {
+        self.check(at, 0)?;
+        let n = count.min((self.len - at) / 8);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: `at <= len` (checked), so the pointer stays inside the
+            // span, which lies inside the region (checked when made).
+            let p = unsafe { self.base.as_ptr().add(at) }.cast::<u64>();
+            if (p as usize).is_multiple_of(8) {
+                // Called only with `k < n` (both loops below).
+                let store = |k: usize, w: u64| {
+                    debug_assert!(k < n);
+                    // SAFETY: word `k < n` lies inside the span; aligned
+                    // (tested).
+                    unsafe { p.add(k).write_volatile(w.to_le()) };
+                };
+                let mut k = 0;
+                while k + 4 <= n {
+                    store(k, word(k));
+                    store(k + 1, word(k + 1));
+                    store(k + 2, word(k + 2));
+                    store(k + 3, word(k + 3));
+                    k += 4;
+                }
+                while k < n {
+                    store(k, word(k));
+                    k += 1;
+                }
+                return Ok(8 * n);
+            }
+        }
+        for k in 0..n {
+            self.store_word(at + 8 * k, word(k));
+        }
+        Ok(8 * n)
     }
 
     /// The little-endian `u64`s from `at` up to the span's last whole word
@@ -1203,6 +1269,55 @@ mod tests {
                 assert_eq!(sum, want.iter().copied().fold(0, u64::wrapping_add));
             }
         }
+    }
+
+    #[test]
+    fn indexed_words_fill_up_to_the_count_or_the_span_end_at_any_alignment() {
+        let mem = words(16);
+        let w = Window::from_words(&mem);
+        // Aligned (the four-word turns and their tail) and not.
+        for start in [8, 11] {
+            for room in 0..=9usize {
+                for count in 0..=9usize {
+                    w.fill(0, 128, 0xee).unwrap();
+                    let s = w.span(start, 8 * room + 3).unwrap();
+                    let n = count.min(room);
+                    let k = |k: usize| 0x0101 * (k as u64 + 1);
+                    assert_eq!(s.write_words_with(0, count, k).unwrap(), 8 * n);
+                    let got: Vec<u64> = s.words(0).collect();
+                    let mut want: Vec<u64> = (0..n).map(k).collect();
+                    want.resize(room, u64::from_le_bytes([0xee; 8]));
+                    assert_eq!(got, want, "at {start}, room {room}, count {count}");
+                    assert_eq!(w.read_u8(start + 8 * n).unwrap(), 0xee, "past the words");
+                }
+            }
+        }
+        let s = w.span(8, 16).unwrap();
+        assert_eq!(
+            s.write_words_with(17, 1, |_| 0),
+            Err(WindowError::OutOfBounds { offset: 17, len: 0 })
+        );
+    }
+
+    #[test]
+    fn a_span_of_a_span_stays_inside_it() {
+        let mem = words(8);
+        let w = Window::from_words(&mem);
+        let s = w.span(8, 32).unwrap();
+        let t = s.sub(8, 16).unwrap();
+        t.write_bytes(0, &[1; 16]).unwrap();
+        assert_eq!((w.read_u8(15).unwrap(), w.read_u8(16).unwrap()), (0, 1));
+        assert_eq!((w.read_u8(31).unwrap(), w.read_u8(32).unwrap()), (1, 0));
+        assert_eq!(w.span_offset(&t), 16);
+        assert_eq!(s.sub(32, 0).map(|t| t.len()), Ok(0));
+        assert_eq!(
+            s.sub(17, 16).map(|t| t.len()),
+            Err(WindowError::OutOfBounds {
+                offset: 17,
+                len: 16
+            })
+        );
+        assert!(s.sub(usize::MAX, 2).is_err());
     }
 
     #[test]

@@ -675,3 +675,57 @@ fn reserved_descriptors_are_offered_or_given_back_and_never_taken_as_used() {
     assert_eq!(order, [2, 3, 4, 5, 6, 7, 0, 1]);
     assert_eq!(drv.reserve(), None);
 }
+
+#[test]
+fn offer_each_streams_free_descriptors_in_order_and_stops_when_asked() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, mut dev, _) = pair(w, Notification::default());
+    let seg = |d: u16| Segment {
+        addr: BUS + 0x3000 + 0x40 * u64::from(d),
+        len: 0x20 + u32::from(d),
+        device_writable: false,
+    };
+    // Three offered in one go, in free-list order, tokens their indices.
+    let mut asked = vec![];
+    let n = drv.offer_each(3, |d| {
+        asked.push(d);
+        Some(seg(d))
+    });
+    assert_eq!(
+        (n, asked.as_slice(), drv.num_free()),
+        (3, &[0, 1, 2][..], 5)
+    );
+    assert!(
+        dev.pop_first().unwrap().is_none(),
+        "seen only once published"
+    );
+    drv.publish().unwrap();
+    for d in 0..3u16 {
+        let (c, b) = dev.pop_first().unwrap().unwrap();
+        assert_eq!(
+            (c.head(), b.offset, b.len),
+            (d, 0x3000 + 0x40 * usize::from(d), 0x20 + u32::from(d))
+        );
+        dev.push_used(c, 0).unwrap();
+    }
+    // `None` stops: the descriptor it was asked for stays free, first in line.
+    let mut calls = 0;
+    let n = drv.offer_each(8, |d| {
+        calls += 1;
+        (calls == 1).then(|| seg(d))
+    });
+    assert_eq!((n, calls, drv.peek_free()), (1, 2, Some(4)));
+    // The rest of the ring, then nothing without asking.
+    let n = drv.offer_each(100, |d| Some(seg(d)));
+    assert_eq!((n, drv.num_free()), (4, 0));
+    assert_eq!(drv.offer_each(1, |_| panic!("no descriptor is free")), 0);
+    drv.publish().unwrap();
+    // Taken back with the tokens offer_each gave them.
+    let tokens: Vec<u16> =
+        std::iter::from_fn(|| drv.pop_used().unwrap().map(|u| u.token)).collect();
+    assert_eq!(tokens, [0, 1, 2]);
+    let heads: Vec<u16> =
+        std::iter::from_fn(|| dev.pop_first().unwrap().map(|(c, _)| c.head())).collect();
+    assert_eq!(heads, [3, 4, 5, 6, 7]);
+}

@@ -15,7 +15,7 @@ use super::baseline::{both_ready, page_aligned, pin, PAYLOAD};
 
 const WINDOW: usize = 0x60000;
 /// Messages per batch in (d): a streaming sender publishes its ring updates
-/// once per batch ([`remoteproc::Link::batch`]).
+/// once per batch ([`remoteproc::Link::batch`], [`remoteproc::Link::send_burst`]).
 const BATCH: u64 = 32;
 /// A word of (d)'s payload, whose bytes are all 7.
 const WORD: u64 = u64::from_ne_bytes([7; 8]);
@@ -122,27 +122,28 @@ pub(crate) fn rpmsg_throughput(messages: u64, zero_copy: bool) -> f64 {
         let payload = [7u8; PAYLOAD];
         let mut sent = 0;
         while sent < messages {
-            let mut h = h.batch();
-            for _ in 0..BATCH.min(messages - sent) {
-                if zero_copy {
-                    if let Some(mut tx) = h.alloc_tx().unwrap() {
-                        // The same bytes as `payload`, produced in place.
-                        let words = std::iter::repeat_n(WORD, PAYLOAD / 8);
-                        tx.write_words(0, words).unwrap();
-                        h.send_buffer(tx, 0x400, 0x401, PAYLOAD).unwrap();
-                        sent += 1;
-                    } else {
-                        let _ = h.receive();
-                        std::hint::spin_loop();
-                    }
-                } else if h.send(0x400, 0x401, &payload).unwrap() {
-                    sent += 1;
-                } else {
-                    // No free buffer: wait as (c)'s producer does.
-                    let _ = h.receive();
-                    std::hint::spin_loop();
+            let n = if zero_copy {
+                // A burst of up to BATCH messages, each produced in place
+                // (the same bytes as `payload`), published together.
+                h.send_burst(0x400, 0x401, BATCH.min(messages - sent) as usize, |tx| {
+                    tx.write_words_with(0, PAYLOAD / 8, |_| WORD).ok()?;
+                    Some(PAYLOAD)
+                })
+                .unwrap() as u64
+            } else {
+                let mut h = h.batch();
+                let mut n = 0;
+                while n < BATCH.min(messages - sent) && h.send(0x400, 0x401, &payload).unwrap() {
+                    n += 1;
                 }
+                n
+            };
+            if n == 0 {
+                // No free buffer: wait as (c)'s producer does.
+                let _ = h.receive();
+                std::hint::spin_loop();
             }
+            sent += n;
         }
         start
     });
