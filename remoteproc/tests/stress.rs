@@ -84,7 +84,7 @@ fn run_side(link: &mut Link<'_, Polling, 256, 4>, role: Role, count: u64) -> (u6
         round += 1;
         // Every other round sends in bursts (one per run of messages with
         // the same endpoints), the others one lent buffer at a time.
-        while round % 2 == 0 && sent < count {
+        while round.is_multiple_of(2) && sent < count {
             let (s, d, _) = shape(out_dir, sent);
             let run = (sent..count.min(sent + 32))
                 .take_while(|&i| shape(out_dir, i).0 == s && shape(out_dir, i).1 == d)
@@ -107,7 +107,7 @@ fn run_side(link: &mut Link<'_, Polling, 256, 4>, role: Role, count: u64) -> (u6
             }
         }
         for _ in 0..32 {
-            if sent == count || round % 2 == 0 {
+            if sent == count || round.is_multiple_of(2) {
                 break;
             }
             match link.alloc_tx().unwrap() {
