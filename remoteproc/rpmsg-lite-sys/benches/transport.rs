@@ -82,6 +82,7 @@ mod bench {
     use super::host_env;
     use core::ffi::c_void;
     use rpmsg_lite_sys as rl;
+    use shmem::Window;
     use std::alloc::{alloc_zeroed, dealloc, Layout};
     use std::cell::{Cell, RefCell};
     use std::collections::VecDeque;
@@ -254,8 +255,8 @@ mod bench {
         }
 
         /// Zero-copy send: borrows a TX buffer, produces `data`'s bytes in
-        /// it word by word (as ours does with `TxBuffer::write_words`; no
-        /// staging copy), sends it.
+        /// it word by word with the loop ours uses
+        /// (`Span::write_words_with`; no staging copy), sends it.
         fn send_nocopy(&self, dst: u32, data: &[u8]) {
             let mut size = 0u32;
             let buf = loop {
@@ -270,13 +271,17 @@ mod bench {
                     std::hint::spin_loop();
                 }
             };
-            assert!(size as usize >= data.len() && buf.cast::<u64>().is_aligned());
-            let word = u64::from_ne_bytes(data[..8].try_into().expect("8 bytes"));
-            for k in 0..data.len() / 8 {
-                // SAFETY: rpmsg-lite lent `size` >= `data.len()` writable bytes
-                // at `buf` (8-byte aligned, asserted); word `k` lies inside.
-                unsafe { buf.cast::<u64>().add(k).write_volatile(word) };
-            }
+            assert!(size as usize >= data.len());
+            let word = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
+            // SAFETY: rpmsg-lite lent `size` writable bytes at `buf`, inside
+            // the mapped region, and reads them only once sent; this program
+            // holds no reference to them. (Alignment is checked.)
+            let lent = unsafe { Window::from_raw(buf.cast(), size as usize) }.expect("window");
+            let n = data.len() / 8;
+            let written = lent
+                .span(0, 8 * n)
+                .and_then(|s| s.write_words_with(0, n, |_| word));
+            assert_eq!(written, Ok(8 * n));
             // SAFETY: as above; `buf` came from rpmsg_lite_alloc_tx_buffer and
             // is not touched again.
             let r = unsafe {
@@ -286,21 +291,18 @@ mod bench {
         }
 
         /// Zero-copy receive: uses each held buffer in place (every word
-        /// loaded once and summed, as ours does with `RxMessage::words`),
+        /// loaded once and summed with the loop ours uses, `Span::words`),
         /// then gives it back. Returns how many.
         fn drain_held(&self, rx: &Rx) -> u64 {
             let mut n = 0;
             while let Some((p, len)) = rx.held.borrow_mut().pop_front() {
-                let words = p.cast::<u64>();
-                assert!(words.is_aligned());
-                let mut sum = rx.sum.get();
-                for k in 0..len / 8 {
-                    // SAFETY: a payload rpmsg-lite handed to `on_message`, held
-                    // and not yet released: readable for `len` bytes, 8-byte
-                    // aligned (asserted); word `k` lies inside.
-                    sum = sum.wrapping_add(unsafe { words.add(k).read_volatile() });
-                }
-                rx.sum.set(sum);
+                // SAFETY: a payload rpmsg-lite handed to `on_message`, held
+                // and not yet released: `len` bytes inside the mapped region,
+                // which this program holds no reference to. (Alignment is
+                // checked.)
+                let held = unsafe { Window::from_raw(p, len) }.expect("window");
+                let words = held.span(0, len).expect("span").words(0);
+                rx.sum.set(words.fold(rx.sum.get(), u64::wrapping_add));
                 // SAFETY: as above; `p` is a held RX payload, released once.
                 let r = unsafe { rl::rpmsg_lite_release_rx_buffer(self.inst, p.cast()) };
                 assert_eq!(r, rl::RL_SUCCESS as i32, "rpmsg_lite_release_rx_buffer");
