@@ -1498,10 +1498,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// Sends up to `max` messages from `src` to `dst`, each produced in
     /// place: `fill` gets the next lent TX buffer, writes the payload into
     /// it and returns its length, or `None` to stop (that buffer stays
-    /// free). Returns how many were sent: fewer than `max` when every
-    /// buffer is in flight (back-pressure: try again after the peer
-    /// consumed some). The messages are published together at the end (or
-    /// with the open [`Link::batch`]).
+    /// free). Returns how many were sent: at most the queue size, fewer
+    /// than `max` when every buffer is in flight (back-pressure: try again
+    /// after the peer consumed some). The messages are published together
+    /// at the end (or with the open [`Link::batch`]).
     ///
     /// The fastest way to stream: on a host the link is checked once per
     /// call, and the ring is written in one loop with its state in
@@ -1521,10 +1521,12 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         if src == rpmsg::ADDR_ANY || dst == rpmsg::ADDR_ANY {
             return Err(LinkError::Usage);
         }
+        // At most a ring's worth: no call loops longer than that.
+        let max = max.min(usize::from(self.queue_size));
         if self.config.role == Role::Remote {
             return self.send_each(src, dst, max, fill);
         }
-        let max = max.min(usize::from(self.queue_size)) as u16;
+        let max = max as u16;
         if matches!(&self.ends, Ends::Host { tx, .. } if tx.num_free() < max) {
             self.reclaim_tx()?;
         }
