@@ -56,6 +56,15 @@ fuzz_target!(|data: &[u8]| {
                     let seg = Segment { addr: BUS + 0x2000, len: 64, device_writable: op & 8 != 0 };
                     if op & 16 == 0 {
                         let _ = drv.add(&[seg], i as u16);
+                    } else if op & 64 != 0 {
+                        // A stream of free descriptors, which the producer
+                        // may stop early.
+                        let (max, stop) = (u16::from(*op) % 5, usize::from(*op >> 5) % 4);
+                        let mut k = 0;
+                        let _ = drv.offer_each(max, |_| {
+                            k += 1;
+                            (k <= stop).then_some(seg)
+                        });
                     } else if let Some(d) = drv.reserve() {
                         // A lent descriptor, offered or given back.
                         if op & 32 == 0 {
@@ -118,6 +127,20 @@ fuzz_target!(|data: &[u8]| {
                     let mut sum = 0u64;
                     let _ = link.dispatch(|m| sum = m.words().fold(sum, u64::wrapping_add), |_| {});
                     std::hint::black_box(sum);
+                }
+                5 if op & 0x80 != 0 => {
+                    // A burst produced in place: stopped early, or with a
+                    // length that does not fit.
+                    let mut k = 0;
+                    let _ = link.send_burst(1, 2, usize::from(*op) % 6, |tx| {
+                        k += 1;
+                        let n = tx.write_words_with(0, k, |w| w as u64 * 0x0101).ok()?;
+                        match k {
+                            4 => None,
+                            3 if op & 0x40 != 0 => Some(tx.capacity() + 1),
+                            _ => Some(n),
+                        }
+                    });
                 }
                 5 => {
                     // A batch of sends, produced in place.
