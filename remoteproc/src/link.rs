@@ -1957,7 +1957,9 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         on_service: &mut impl FnMut(&ServiceEvent),
     ) -> Result<usize, LinkError> {
         let mut handled = 0;
+        // Counted down, not `handled % n`: a division per message.
         let release_every = usize::from(self.queue_size / 8).max(1);
+        let mut until_release = release_every;
         for _ in 0..2 * usize::from(self.queue_size) {
             let Some((offset, room, slot)) = self.next_rx()? else {
                 break;
@@ -1979,7 +1981,9 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                     // the end: a sender streaming into a full ring refills
                     // while this call works through the rest, rather than
                     // waiting for all of it.
-                    if handled % release_every == 0 {
+                    until_release -= 1;
+                    if until_release == 0 {
+                        until_release = release_every;
                         self.flush()?;
                     }
                 }
