@@ -37,6 +37,14 @@ fn expect_message(link: &mut L<'_>) -> (u32, u32, Vec<u8>) {
     }
 }
 
+/// One endpoint on each side, at the first dynamic addresses: (host's, remote's).
+fn endpoints(h: &mut L<'_>, r: &mut L<'_>) -> (u32, u32) {
+    (
+        h.create_endpoint(None).unwrap().addr(),
+        r.create_endpoint(None).unwrap().addr(),
+    )
+}
+
 fn configs() -> Vec<(&'static str, LinkConfig, LinkConfig)> {
     vec![
         (
@@ -834,10 +842,7 @@ fn a_batch_is_seen_whole_at_its_end_and_never_stalls_the_peer() {
         let mem = region(WINDOW);
         let w = Window::from_words(&mem).with_bus_address(BUS);
         let (mut h, mut r, hb, rb) = up(w, hc, rc);
-        let (he, re) = (
-            h.create_endpoint(None).unwrap().addr(),
-            r.create_endpoint(None).unwrap().addr(),
-        );
+        let (he, re) = endpoints(&mut h, &mut r);
         let word = |i: u32| i.to_le_bytes();
 
         // Sends in a batch reach the peer together, at its end, with at most
@@ -968,10 +973,7 @@ fn bursts_fill_in_place_publish_once_and_stop_at_back_pressure() {
         let mem = region(WINDOW);
         let w = Window::from_words(&mem).with_bus_address(BUS);
         let (mut h, mut r, hb, rb) = up(w, hc, rc);
-        let (he, re) = (
-            h.create_endpoint(None).unwrap().addr(),
-            r.create_endpoint(None).unwrap().addr(),
-        );
+        let (he, re) = endpoints(&mut h, &mut r);
         // Message `i` is `i + 1` words, word `k` holding `i * 100 + k`.
         let fill = |i: &mut u64| {
             let n = *i;
@@ -1054,10 +1056,7 @@ fn a_burst_refuses_misuse_and_keeps_what_it_sent() {
         let mem = region(WINDOW);
         let w = Window::from_words(&mem).with_bus_address(BUS);
         let (mut h, mut r, _, _) = up(w, hc, rc);
-        let (he, re) = (
-            h.create_endpoint(None).unwrap().addr(),
-            r.create_endpoint(None).unwrap().addr(),
-        );
+        let (he, re) = endpoints(&mut h, &mut r);
         for link in [&mut h, &mut r] {
             assert_eq!(
                 link.send_burst(u32::MAX, 5, 1, |_| Some(1)),
