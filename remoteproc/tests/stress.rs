@@ -1,8 +1,8 @@
 //! Two threads, one window: a host and a remote exchange messages of random
 //! sizes between random endpoints, both ways at once, through the zero-copy
-//! API (lent buffers one at a time and bursts, in turn). Every message is checked for sequence (nothing lost, duplicated or
-//! reordered), addresses, length and checksum; full rings must only slow the
-//! sender down.
+//! API (lent buffers one at a time and bursts, in turn). Every message is
+//! checked for sequence (nothing lost, duplicated or reordered), addresses,
+//! length and checksum; full rings must only slow the sender down.
 //!
 //! `AMP_STRESS_MESSAGES` sets the count per direction (default 100 000, about a
 //! second each in a debug build); the acceptance run uses 10 000 000 in `--release`.
