@@ -813,7 +813,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// `queue_size` RX buffers).
     #[inline(always)]
     fn tx_buffer_offset(&self, d: u16) -> usize {
-        self.buffers + (usize::from(self.queue_size) + usize::from(d)) * self.config.buffer_size
+        // No overflow: `d` < queue size, a power of two up to 32768.
+        self.buffer_offset(self.queue_size + d)
     }
 
     fn try_bring_up(&mut self) -> Result<(), LinkError> {
@@ -1395,8 +1396,9 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             Payload::InPlace(len) => len,
         };
         let total = rpmsg::HEADER_SIZE + len;
-        w.write_u64(at, u64::from(src) | (u64::from(dst) << 32))?;
-        w.write_u64(at + 8, (len as u64) << 32)?;
+        let [h0, h1] = rpmsg::header_words(src, dst, len as u16);
+        w.write_u64(at, h0)?;
+        w.write_u64(at + 8, h1)?;
         // The payload after the header: the buffer is written in address
         // order.
         if let Payload::Copy(data) = payload {
@@ -1430,18 +1432,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
         let w = self.window;
         let at = w.span_offset(&buffer.buffer);
-        // The header in two 64-bit stores when aligned, else in one byte
-        // copy (any alignment a remote's host gave us).
-        if at.is_multiple_of(8) {
-            w.write_u64(at, u64::from(src) | (u64::from(dst) << 32))?;
-            w.write_u64(at + 8, (len as u64) << 32)?;
-        } else {
-            let mut h = [0u8; rpmsg::HEADER_SIZE];
-            h[header::SRC..header::SRC + 4].copy_from_slice(&src.to_le_bytes());
-            h[header::DST..header::DST + 4].copy_from_slice(&dst.to_le_bytes());
-            h[header::LEN..header::LEN + 2].copy_from_slice(&(len as u16).to_le_bytes());
-            buffer.buffer.write_bytes(0, &h)?;
-        }
+        // The header in two word stores when aligned, else byte by byte
+        // (any alignment a remote's host gave us).
+        let header = rpmsg::header_words(src, dst, len as u16);
+        buffer.buffer.write_words(0, header)?;
         w.clean(at, rpmsg::HEADER_SIZE + len);
         let total = (rpmsg::HEADER_SIZE + len) as u32;
         let notify = match (&mut self.ends, buffer.slot) {
@@ -1558,7 +1552,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 misuse = Some(LinkError::Usage);
                 return None;
             }
-            let header = [u64::from(src) | (u64::from(dst) << 32), (len as u64) << 32];
+            let header = rpmsg::header_words(src, dst, len as u16);
             if buffer.write_words(0, header) != Ok(rpmsg::HEADER_SIZE) {
                 misuse = Some(LinkError::Usage);
                 return None;

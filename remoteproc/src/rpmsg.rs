@@ -45,6 +45,22 @@ pub mod header {
     pub const DATA: usize = 16;
 }
 
+/// The header of a `len`-byte payload from `src` to `dst`, as the two
+/// little-endian 64-bit words it fills (`reserved` and `flags` zero): what
+/// every sender stores, in two word stores where the buffer is aligned.
+pub const fn header_words(src: u32, dst: u32, len: u16) -> [u64; 2] {
+    const {
+        assert!(
+            header::SRC == 0
+                && header::DST == 4
+                && header::RESERVED == 8
+                && header::LEN == 12
+                && header::FLAGS == 14
+        )
+    };
+    [src as u64 | (dst as u64) << 32, (len as u64) << 32]
+}
+
 /// Field offsets of `struct rpmsg_ns_msg`.
 pub mod ns {
     /// `char name[32]`.
