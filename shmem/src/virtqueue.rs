@@ -539,11 +539,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         if self.chain_len.get(usize::from(head)) != Some(&RESERVED) {
             return Err(RingError::NotReserved(head));
         }
-        let (flags, capacity) = match segment.device_writable {
-            true => (DESC_F_WRITE, segment.len),
-            false => (0, 0),
-        };
-        let word = u64::from(segment.len) | (u64::from(flags) << 32);
+        let (word, capacity) = lone_descriptor(&segment);
         let at = self.layout.descriptor(head);
         write_unless_same(&self.fields, &self.window, at, head, segment.addr, word);
         self.offer(head, 1, token, capacity);
@@ -571,11 +567,7 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
             let Some(seg) = segment(d) else { break };
             free.head = self.next[usize::from(d)];
             free.len -= 1;
-            let (flags, capacity) = match seg.device_writable {
-                true => (DESC_F_WRITE, seg.len),
-                false => (0, 0),
-            };
-            let word = u64::from(seg.len) | (u64::from(flags) << 32);
+            let (word, capacity) = lone_descriptor(&seg);
             write_unless_same(&fields, &window, layout.descriptor(d), d, seg.addr, word);
             self.chain_len[usize::from(d)] = 1;
             self.token[usize::from(d)] = d;
@@ -859,6 +851,17 @@ impl<const M: usize> Chain<M> {
     pub fn writable_len(&self) -> u32 {
         self.writable
     }
+}
+
+/// The `len` / `flags` / `next` word (little-endian, as one) and the
+/// writable capacity of a chain of one segment.
+#[inline(always)]
+fn lone_descriptor(segment: &Segment) -> (u64, u32) {
+    let (flags, capacity) = match segment.device_writable {
+        true => (DESC_F_WRITE, segment.len),
+        false => (0, 0),
+    };
+    (u64::from(segment.len) | (u64::from(flags) << 32), capacity)
 }
 
 /// Writes descriptor `i` (at `at`) unless its `addr` and `len` / `flags`
