@@ -16,7 +16,7 @@ use shmem::Window;
 /// The throughput payload: rpmsg's 512-byte buffer less its 16-byte header.
 pub(crate) const PAYLOAD: usize = 496;
 
-/// Alignment of the raw ring's slots.
+/// Page size: every window in these benchmarks starts on a page.
 const PAGE: usize = 4096;
 
 /// Rounds of the five interleaved measurements.
