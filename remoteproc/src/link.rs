@@ -100,7 +100,10 @@ pub struct LinkConfig {
     /// Buffer size, header included (512 for every peer we know).
     pub buffer_size: usize,
     /// Offer (remote) or accept (host) `VIRTIO_F_EVENT_IDX`. Never with
-    /// rpmsg-lite, which does not implement it.
+    /// rpmsg-lite, which does not implement it, nor with OpenAMP, which
+    /// misses kicks with it in both roles (as a remote its rpmsg layer never
+    /// re-enables callbacks; as a host it never records the negotiated
+    /// feature): data stays correct, but a side waiting for a kick stalls.
     pub event_idx: bool,
     /// Remote only: notify even when the host set `NO_INTERRUPT` (needed with an
     /// rpmsg-lite master, which never clears it).
@@ -1995,13 +1998,19 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         Ok(handled)
     }
 
-    /// Gives a received buffer back to its ring without publishing it.
+    /// Gives a received buffer back to its ring without publishing it. A
+    /// remote reports the length of the host's buffer it only read as the
+    /// used length, not 0: OpenAMP's host takes that length as the size of
+    /// the TX buffer it gets back (Linux and rpmsg-lite ignore it).
     #[inline(always)]
     fn stage_release(&mut self, slot: RxSlot) -> Result<(), LinkError> {
         let staged = match slot {
             RxSlot::Host(k) => return self.post_rx(k.get()),
             RxSlot::Remote(chain) => match &mut self.ends {
-                Ends::Remote { rx, .. } => rx.stage_used(chain, 0),
+                Ends::Remote { rx, .. } => {
+                    let read = chain.readable_len();
+                    rx.stage_used(chain, read)
+                }
                 _ => Ok(()),
             },
         };

@@ -19,6 +19,12 @@ pub const RSC_VDEV: u32 = 3;
 pub const VIRTIO_ID_RPMSG: u32 = 7;
 /// "Any address" marker in `da` fields (`FW_RSC_ADDR_ANY`).
 pub const FW_RSC_ADDR_ANY: u32 = 0xFFFF_FFFF;
+/// The notify id our remote gives its vdev: one of its own, after the two
+/// vrings' 0 and 1. Linux's `remoteproc.h` calls it "a unique rproc-wide
+/// notify index", and OpenAMP's `rproc_virtio_notified` takes a kick whose id
+/// equals the vdev's as a config change and drops it: a vdev sharing vring 0's
+/// id would lose every kick on vring 0.
+pub const VDEV_NOTIFYID: u32 = 2;
 
 /// Virtio status bits (virtio spec, "Device Status Field").
 pub mod status {
@@ -140,6 +146,8 @@ pub struct VringEntry {
 pub struct RpmsgDevice {
     /// Offset of the entry (its type word) in the window.
     pub entry: usize,
+    /// The vdev's own notify id (config-change kicks).
+    pub notifyid: u32,
     /// Device features (32 bits: remoteproc vdevs are legacy).
     pub dfeatures: u32,
     /// Negotiated features.
@@ -175,6 +183,7 @@ pub fn write(window: &Window<'_>, at: usize, spec: &TableSpec) -> Result<(), Tab
     let e = at + entry;
     w.write_u32(e + vdev::TYPE, RSC_VDEV)?;
     w.write_u32(e + vdev::ID, VIRTIO_ID_RPMSG)?;
+    w.write_u32(e + vdev::NOTIFYID, VDEV_NOTIFYID)?;
     w.write_u32(e + vdev::DFEATURES, spec.dfeatures)?;
     w.write_u8(e + vdev::NUM_OF_VRINGS, 2)?;
     for (i, (da, align, num)) in spec.vrings.iter().enumerate() {
@@ -260,6 +269,7 @@ pub fn find_rpmsg(
         }
         return Ok(RpmsgDevice {
             entry: e,
+            notifyid: w.read_u32(e + vdev::NOTIFYID)?,
             dfeatures: w.read_u32(e + vdev::DFEATURES)?,
             gfeatures: w.read_u32(e + vdev::GFEATURES)?,
             status: w.read_u8(e + vdev::STATUS)?,
@@ -269,29 +279,39 @@ pub fn find_rpmsg(
     Err(TableError::NoRpmsgDevice)
 }
 
+/// The notify ids a host gives the two vrings: the lowest two, as Linux's
+/// first vdev gets (0 and 1), but never the vdev's own id, which a remote
+/// such as OpenAMP's reads as a config change (a table that gives its vdev
+/// id 0, as several OpenAMP examples do, gets 1 and 2).
+pub fn vring_notify_ids(vdev_notifyid: u32) -> [u32; 2] {
+    match vdev_notifyid {
+        0 => [1, 2],
+        1 => [0, 2],
+        _ => [0, 1],
+    }
+}
+
 /// Host side: records the negotiated features, the notify ids it assigned
-/// (0 and 1, as Linux's first vdev gets) and the status byte.
+/// ([`vring_notify_ids`]) and the status byte. Returns the vrings' ids.
 pub fn accept(
     window: &Window<'_>,
     device: &RpmsgDevice,
     gfeatures: u32,
     status: u8,
-) -> Result<(), TableError> {
+) -> Result<[u32; 2], TableError> {
     let w = window;
     let e = device.entry;
     w.write_u32(e + vdev::GFEATURES, gfeatures)?;
-    for j in 0..2 {
-        w.write_u32(
-            e + vdev::VRING + j * vring::SIZE + vring::NOTIFYID,
-            j as u32,
-        )?;
+    let ids = vring_notify_ids(device.notifyid);
+    for (j, id) in ids.iter().enumerate() {
+        w.write_u32(e + vdev::VRING + j * vring::SIZE + vring::NOTIFYID, *id)?;
     }
     w.clean(e, vdev::VRING + 2 * vring::SIZE);
     // The status byte last: a remote polling it sees the features first.
     shmem_fence();
     w.write_u8(e + vdev::STATUS, status)?;
     w.clean(e + vdev::STATUS, 1);
-    Ok(())
+    Ok(ids)
 }
 
 /// Remote side: the status byte and negotiated features the host wrote.

@@ -44,6 +44,11 @@ fn resource_table_offsets() {
     assert_eq!(e, t + 20);
     assert_eq!(u32_at(&w, e), 3, "type RSC_VDEV");
     assert_eq!(u32_at(&w, e + 4), 7, "id VIRTIO_ID_RPMSG");
+    assert_eq!(
+        u32_at(&w, e + 8),
+        2,
+        "notifyid: the vdev's own, after vrings 0 and 1"
+    );
     assert_eq!(u32_at(&w, e + 12), 1, "dfeatures = VIRTIO_RPMSG_F_NS");
     assert_eq!(u32_at(&w, e + 16), 0, "gfeatures");
     assert_eq!(u32_at(&w, e + 20), 0, "config_len");

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use remoteproc::link::{LinkConfig, MessageError};
 use remoteproc::resource_table::{self, vdev, vring};
 use remoteproc::{Incoming, Link, LinkError, Role};
-use shmem::virtqueue::RingError;
+use shmem::virtqueue::{RingError, RingLayout};
 use shmem::Window;
 
 type L<'a> = Link<'a, Bell, 16, 4>;
@@ -206,6 +206,87 @@ fn openamp_remote_waits_for_driver_ok_and_host_for_the_table() {
     );
     r.poll().unwrap();
     assert!(r.is_up());
+}
+
+#[test]
+fn a_remote_gives_host_tx_buffers_back_with_their_length() {
+    // OpenAMP's host takes the used length of a TX buffer it gets back as
+    // that buffer's size; 0 there made it compute a payload room of
+    // 0xFFFF_FFF0 and crash. Copying and zero-copy receives, and a buffer
+    // released through dispatch, all report the descriptor's length.
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut h, mut r, _, _) = up(
+        w,
+        table_config(Role::Host, 16),
+        table_config(Role::Remote, 16),
+    );
+    let (he, re) = endpoints(&mut h, &mut r);
+    let tx = RingLayout::legacy(&w, 0x4000, 16, 0x1000).unwrap();
+    let sizes = [1usize, 17, 200, 496];
+    for (i, n) in sizes.iter().enumerate() {
+        assert!(h.send(he, re, &vec![i as u8; *n]).unwrap());
+        assert_eq!(expect_message(&mut r).2.len(), *n);
+    }
+    for (j, n) in sizes.iter().enumerate() {
+        let elem = tx.used + 4 + 8 * j;
+        let id = w.read_u32(elem).unwrap() as usize;
+        let used_len = w.read_u32(elem + 4).unwrap();
+        let desc_len = w.read_u32(tx.desc + 16 * id + 8).unwrap();
+        assert_ne!(used_len, 0, "message {j} given back with used.len 0");
+        assert_eq!(used_len, desc_len, "message {j}: the descriptor's length");
+        assert!(
+            used_len as usize >= 16 + n,
+            "message {j}: header and payload"
+        );
+    }
+    // The host still sends after taking those buffers back.
+    assert!(h.send(he, re, b"again").unwrap());
+    assert_eq!(expect_message(&mut r).2, b"again");
+}
+
+#[test]
+fn the_vdev_notify_id_is_its_own() {
+    // OpenAMP drops every kick whose id equals the vdev's as a config change.
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (_h, _r, _, _) = up(
+        w,
+        table_config(Role::Host, 16),
+        table_config(Role::Remote, 16),
+    );
+    const ENTRY: usize = resource_table::header::OFFSET + 4;
+    let vdev_id = w.read_u32(ENTRY + vdev::NOTIFYID).unwrap();
+    let ids = [0, 1].map(|j| {
+        w.read_u32(ENTRY + vdev::VRING + j * vring::SIZE + vring::NOTIFYID)
+            .unwrap()
+    });
+    assert_eq!(vdev_id, resource_table::VDEV_NOTIFYID);
+    assert!(
+        ids[0] != ids[1] && !ids.contains(&vdev_id),
+        "vdev {vdev_id}, vrings {ids:?}"
+    );
+
+    // A table whose vdev claims the id a host would give vring 0 (several
+    // OpenAMP examples give their vdev 0): the host assigns around it.
+    for (claimed, want) in [(0, [1, 2]), (1, [0, 2]), (2, [0, 1]), (31, [0, 1])] {
+        let mem = region(WINDOW);
+        let w = Window::from_words(&mem).with_bus_address(BUS);
+        let mut r = L::new(w, table_config(Role::Remote, 16), Bell::default()).unwrap();
+        w.write_u32(ENTRY + vdev::NOTIFYID, claimed).unwrap();
+        let mut h = L::new(w, table_config(Role::Host, 16), Bell::default()).unwrap();
+        h.poll().unwrap();
+        r.poll().unwrap();
+        let ids = [0, 1].map(|j| {
+            w.read_u32(ENTRY + vdev::VRING + j * vring::SIZE + vring::NOTIFYID)
+                .unwrap()
+        });
+        assert_eq!(ids, want, "vdev id {claimed}");
+        assert!(h.is_up() && r.is_up(), "vdev id {claimed}");
+        let (he, re) = endpoints(&mut h, &mut r);
+        assert!(h.send(he, re, b"ok").unwrap());
+        assert_eq!(expect_message(&mut r).2, b"ok", "vdev id {claimed}");
+    }
 }
 
 #[test]
@@ -829,7 +910,11 @@ fn rpmsg_lite_remote_attaching_before_the_used_prefill_tracks_it() {
     // used.idx moves N -> N + 1 and not back to 1.
     assert_eq!(w.read_u16(V1 + USED + 2).unwrap(), N + 1, "used.idx");
     assert_eq!(w.read_u32(V1 + USED + 4).unwrap(), 0, "used[N].id");
-    assert_eq!(w.read_u32(V1 + USED + 8).unwrap(), 0, "used[N].len");
+    assert_eq!(
+        w.read_u32(V1 + USED + 8).unwrap(),
+        16 + 4,
+        "used[N].len: the descriptor's length, as rpmsg-lite's remote reports"
+    );
     assert_eq!(r.stats().ring_errors, 0);
     // And the remote's own sends still start at vring 0's used index 0.
     assert!(r.send(ept.addr(), 1, b"pong").unwrap());

@@ -835,6 +835,7 @@ pub struct Chain<const M: usize = MAX_CHAIN> {
     count: u8,
     buffers: [Buffer; M],
     writable: u32,
+    readable: u32,
 }
 
 impl<const M: usize> Chain<M> {
@@ -850,6 +851,10 @@ impl<const M: usize> Chain<M> {
     /// Total device-writable bytes.
     pub fn writable_len(&self) -> u32 {
         self.writable
+    }
+    /// Total device-readable bytes.
+    pub fn readable_len(&self) -> u32 {
+        self.readable
     }
 }
 
@@ -1070,6 +1075,7 @@ impl<'a> DeviceQueue<'a> {
                 count: 0,
                 buffers: [Buffer::default(); M],
                 writable: if writable { len } else { 0 },
+                readable: if writable { 0 } else { len },
             };
             if let Some(b) = chain.buffers.first_mut() {
                 *b = first;
@@ -1100,6 +1106,7 @@ impl<'a> DeviceQueue<'a> {
             count: 0,
             buffers: [Buffer::default(); M],
             writable: 0,
+            readable: 0,
         };
         let mut first = Buffer::default();
         let mut total: u32 = 0;
@@ -1144,6 +1151,8 @@ impl<'a> DeviceQueue<'a> {
             visited += 1;
             if writable {
                 chain.writable += len;
+            } else {
+                chain.readable += len;
             }
             if flags & DESC_F_NEXT == 0 {
                 break;
@@ -1157,6 +1166,10 @@ impl<'a> DeviceQueue<'a> {
     }
 
     /// Returns a chain with `written` bytes written into its writable part.
+    /// A chain with no writable part may instead report its readable length
+    /// ([`Chain::readable_len`]): virtio tells drivers not to rely on the used
+    /// length of a device-read-only buffer, but OpenAMP's rpmsg host takes
+    /// it as the size of the TX buffer it gets back.
     /// Returns whether the driver should be interrupted.
     #[inline(always)]
     pub fn push_used<const M: usize>(
@@ -1178,7 +1191,8 @@ impl<'a> DeviceQueue<'a> {
         chain: Chain<M>,
         written: u32,
     ) -> Result<(), RingError> {
-        if written > chain.writable {
+        let read_back = chain.writable == 0 && written == chain.readable;
+        if written > chain.writable && !read_back {
             return Err(RingError::UsedLength {
                 len: written,
                 capacity: chain.writable,

@@ -304,6 +304,50 @@ fn used_length_of_a_read_only_chain_is_ignored() {
     assert_eq!((u.token, u.len), (7, 0));
 }
 
+/// A device may give a chain it only read back with its readable length (what
+/// OpenAMP's rpmsg host expects), for one descriptor or a chain of them; any
+/// other length is still refused, and a chain with a writable part reports
+/// only what was written into that part.
+#[test]
+fn a_read_only_chain_may_report_its_readable_length() {
+    let mem = region(0x4000);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut drv, mut dev, _) = pair(w, Notification::default());
+    let seg = |at: u64, len: u32, device_writable: bool| Segment {
+        addr: BUS + at,
+        len,
+        device_writable,
+    };
+    let mut offer = |segments: &[Segment], token: u16| {
+        drv.add(segments, token).unwrap();
+        drv.publish().unwrap();
+    };
+    offer(&[seg(0x3000, 56, false)], 1);
+    offer(&[seg(0x3100, 16, false), seg(0x3200, 40, false)], 2);
+    offer(&[seg(0x3300, 16, false), seg(0x3400, 8, true)], 3);
+    let one = dev.pop_available().unwrap().unwrap();
+    assert_eq!((one.readable_len(), one.writable_len()), (56, 0));
+    let two = dev.pop_available().unwrap().unwrap();
+    assert_eq!((two.readable_len(), two.writable_len()), (56, 0));
+    let mixed = dev.pop_available().unwrap().unwrap();
+    assert_eq!((mixed.readable_len(), mixed.writable_len()), (16, 8));
+    assert_eq!(
+        dev.push_used(one, 55),
+        Err(RingError::UsedLength {
+            len: 55,
+            capacity: 0
+        })
+    );
+    assert!(dev.push_used(two, 56).is_ok());
+    assert_eq!(
+        dev.push_used(mixed, 16),
+        Err(RingError::UsedLength {
+            len: 16,
+            capacity: 8
+        })
+    );
+}
+
 /// Each way a driver can lie to the device, and each way a device can lie to
 /// the driver, is refused with the matching error.
 #[test]
