@@ -5,6 +5,8 @@
 //! `rpmsg_virtio.h` and NXP rpmsg-lite `rpmsg_lite.h` (`RL_BUFFER_PAYLOAD_SIZE`);
 //! all little-endian and packed.
 
+use shmem::{Span, Window, WindowError};
+
 /// Name-service endpoint address (`RPMSG_NS_ADDR`).
 pub const NS_ADDR: u32 = 53;
 /// "Any address" (`RPMSG_ADDR_ANY`); never valid on the wire.
@@ -79,4 +81,78 @@ pub fn ns_message(name: &[u8], addr: u32, flags: u32) -> [u8; NS_MESSAGE_SIZE] {
     m[ns::ADDR..ns::ADDR + 4].copy_from_slice(&addr.to_le_bytes());
     m[ns::FLAGS..ns::FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
     m
+}
+
+/// A name-service record the peer sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceEvent {
+    /// Service name, NUL-padded (byte 31 is always NUL).
+    pub name: [u8; NAME_SIZE],
+    /// The peer endpoint offering it.
+    pub addr: u32,
+    /// Created (else destroyed).
+    pub created: bool,
+}
+
+impl ServiceEvent {
+    /// The name up to its first NUL.
+    pub fn name(&self) -> &[u8] {
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
+        &self.name[..end]
+    }
+}
+
+/// (src, dst, len) of the rpmsg header at `offset`: two 64-bit loads
+/// when it is 8-byte aligned (every buffer a sane peer offers), else a
+/// byte copy (any alignment a hostile one gives).
+#[inline(always)]
+pub fn read_header(w: &Window<'_>, offset: usize) -> Result<(u32, u32, u16), WindowError> {
+    const { assert!(header::SRC == 0 && header::DST == 4 && header::LEN == 12) };
+    if offset.is_multiple_of(8) {
+        let a = w.read_u64(offset)?;
+        let b = w.read_u64(offset + 8)?;
+        return Ok((a as u32, (a >> 32) as u32, (b >> 32) as u16));
+    }
+    let mut h = [0u8; HEADER_SIZE];
+    w.read_bytes(offset, &mut h)?;
+    let word = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let len = u16::from_le_bytes([h[header::LEN], h[header::LEN + 1]]);
+    Ok((word(header::SRC), word(header::DST), len))
+}
+
+/// A name-service message's record, checked: its size, an address that is
+/// not `ADDR_ANY`, known flags; the name NUL-terminated as Linux makes it.
+pub fn parse_ns(payload: &Span<'_>) -> Option<ServiceEvent> {
+    if payload.len() != NS_MESSAGE_SIZE {
+        return None;
+    }
+    let mut m = [0u8; NS_MESSAGE_SIZE];
+    payload.read_bytes(0, &mut m).ok()?;
+    let mut name = [0u8; NAME_SIZE];
+    name.copy_from_slice(&m[ns::NAME..ns::NAME + NAME_SIZE]);
+    name[NAME_SIZE - 1] = 0; // as Linux does
+    let addr = u32::from_le_bytes([
+        m[ns::ADDR],
+        m[ns::ADDR + 1],
+        m[ns::ADDR + 2],
+        m[ns::ADDR + 3],
+    ]);
+    let flags = u32::from_le_bytes([
+        m[ns::FLAGS],
+        m[ns::FLAGS + 1],
+        m[ns::FLAGS + 2],
+        m[ns::FLAGS + 3],
+    ]);
+    if addr == ADDR_ANY || flags > NS_DESTROY {
+        return None;
+    }
+    Some(ServiceEvent {
+        name,
+        addr,
+        created: flags == NS_CREATE,
+    })
 }
