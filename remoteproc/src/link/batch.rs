@@ -89,12 +89,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// doorbell for each ring whose peer asked for it.
     pub(super) fn flush(&mut self) -> Result<(), LinkError> {
         let published = match &mut self.ends {
-            Ends::Host { rx, tx, .. } => {
-                tx.publish().and_then(|t| Ok([(t, 1), (rx.publish()?, 0)]))
-            }
-            Ends::Remote { tx, rx, .. } => tx
-                .publish_used()
-                .and_then(|t| Ok([(t, 0), (rx.publish_used()?, 1)])),
+            Ends::Host(host) => host.publish(),
+            Ends::Remote(remote) => remote.publish(),
             Ends::Down => return Ok(()),
         };
         match published {

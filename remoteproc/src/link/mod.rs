@@ -43,9 +43,11 @@
 mod batch;
 mod config;
 mod endpoints;
+mod ends;
 mod error;
 mod rx;
 mod setup;
+mod state;
 mod tx;
 
 pub use crate::rpmsg::ServiceEvent;
@@ -57,37 +59,10 @@ pub use rx::{Incoming, RxMessage};
 pub use tx::TxBuffer;
 
 use endpoints::EndpointSlot;
+use ends::Ends;
 use shmem::header::{Side, WindowHeader};
-use shmem::{Chain, DeviceQueue, Doorbell, DriverQueue, Span, Window};
-
-#[derive(Debug)]
-enum Ends<'a, const N: usize> {
-    Down,
-    Host {
-        rx: DriverQueue<'a, N>,
-        /// TX buffer `queue_size + d` is bound to descriptor `d`: the free
-        /// TX buffers are this queue's free descriptors, a FIFO, so buffers
-        /// are reused in the order they came back, each keeps its
-        /// descriptor (and, completed in order, its avail slot), and
-        /// consecutive messages use consecutive memory.
-        tx: DriverQueue<'a, N>,
-    },
-    Remote {
-        tx: DeviceQueue<'a>,
-        rx: DeviceQueue<'a>,
-        /// A TX buffer taken from vring 0 (and checked) while idle, so that a
-        /// reply does not wait for the avail slot and descriptor to cross
-        /// from the host's cache.
-        spare: Option<(Span<'a>, Chain<0>)>,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Waiting,
-    Up,
-    Broken,
-}
+use shmem::{Doorbell, Window};
+use state::{Progress, State};
 
 /// One side of an rpmsg link. `N` bounds the queue size (buffers per
 /// direction), `E` the number of local endpoints.
@@ -97,19 +72,20 @@ pub struct Link<'a, D, const N: usize = 256, const E: usize = 16> {
     config: LinkConfig,
     doorbell: D,
     state: State,
+    /// What this side knows of the peer's progress ([`Progress`]).
+    progress: Progress,
     ends: Ends<'a, N>,
     endpoints: [Option<EndpointSlot>; E],
     stats: LinkStats,
+    /// Our window header (epochs), when both sides are ours.
     header: Option<WindowHeader<'a>>,
-    peer_epoch: Option<u32>,
-    stale_driver_epoch: Option<u32>,
-    host_restarted: bool,
+    /// Bumped by every reset: a buffer or message lent before it is void.
     generation: u32,
-    answered: bool,
-    polls: u32,
-    kicked: bool,
+    /// Remote with a resource table: where its vdev entry is.
     vdev_entry: Option<usize>,
+    /// Offset of the buffer pool.
     buffers: usize,
+    /// Queue size in use (the table's, on a resource-table host).
     queue_size: u16,
     /// A [`Batch`] is open: ring updates are staged, published at its end.
     batching: bool,
@@ -141,17 +117,12 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             config,
             doorbell,
             state: State::Waiting,
+            progress: Progress::default(),
             ends: Ends::Down,
             endpoints: [None; E],
             stats: LinkStats::default(),
             header,
-            peer_epoch: None,
-            stale_driver_epoch: None,
-            host_restarted: false,
             generation: 0,
-            answered: false,
-            polls: 0,
-            kicked: false,
             vdev_entry: None,
             buffers,
             queue_size: config.queue_size,
@@ -166,7 +137,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 // rings in a state only the host can reset: wait for a new
                 // host epoch rather than attach to the old rings.
                 if h.announce(Side::Device)? != 1 {
-                    link.stale_driver_epoch = h.peer_epoch(Side::Device)?;
+                    link.progress.stale_driver_epoch = h.peer_epoch(Side::Device)?;
                 }
             }
         }
@@ -199,7 +170,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// Tells a remote that the host rang vring 0 (rpmsg-lite signals "host
     /// ready" only that way); call it from the doorbell interrupt.
     pub fn doorbell_rang(&mut self) {
-        self.kicked = true;
+        self.progress.kicked = true;
     }
 
     fn fail(&mut self, e: LinkError) -> LinkError {
@@ -212,7 +183,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             LinkError::PeerRestarted => {
                 self.stats.peer_restarts += 1;
                 self.state = State::Broken;
-                self.host_restarted = self.config.role == Role::Remote;
+                self.progress.host_restarted = self.config.role == Role::Remote;
             }
             LinkError::Message(_) => self.stats.message_errors += 1,
             _ => {}
@@ -241,7 +212,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         if self.epoch_checked {
             return true;
         }
-        match (self.header, self.peer_epoch) {
+        match (self.header, self.progress.peer_epoch) {
             (None, _) => true,
             (Some(h), Some(epoch)) => h.peer_epoch_word(self.side()) == Ok(epoch),
             (Some(_), None) => false,
@@ -266,11 +237,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
         if let Some(h) = self.header {
             let now = h.peer_epoch(self.side()).map_err(LinkError::from)?;
-            match (self.peer_epoch, now) {
+            match (self.progress.peer_epoch, now) {
                 (Some(a), Some(b)) if a != b => return Err(self.fail(LinkError::PeerRestarted)),
                 (None, Some(_)) => {
-                    self.peer_epoch = now;
-                    self.answered = true;
+                    self.progress.peer_epoch = now;
+                    self.progress.answered = true;
                 }
                 _ => {}
             }
@@ -285,10 +256,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         self.ready()?;
         if self.config.role == Role::Host {
             self.reclaim_tx()?;
-            if !self.answered && self.config.renotify_interval != 0 {
-                self.polls += 1;
-                if self.polls >= self.config.renotify_interval {
-                    self.polls = 0;
+            if !self.progress.answered && self.config.renotify_interval != 0 {
+                self.progress.polls += 1;
+                if self.progress.polls >= self.config.renotify_interval {
+                    self.progress.polls = 0;
                     self.stats.renotifies += 1;
                     self.doorbell.ring(0);
                 }
@@ -307,10 +278,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         self.generation = self.generation.wrapping_add(1);
         self.ends = Ends::Down;
         self.state = State::Waiting;
-        self.kicked = false;
+        self.progress.kicked = false;
         match self.config.role {
             Role::Host => {
-                self.peer_epoch = None;
+                self.progress.peer_epoch = None;
                 match self.try_bring_up() {
                     Ok(()) | Err(LinkError::NotReady) => Ok(()),
                     Err(e) => Err(e),
@@ -319,17 +290,19 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             Role::Remote => {
                 match self.header {
                     // The host restarted: attach to its new rings.
-                    Some(_) if self.host_restarted => self.stale_driver_epoch = self.peer_epoch,
+                    Some(_) if self.progress.host_restarted => {
+                        self.progress.stale_driver_epoch = self.progress.peer_epoch
+                    }
                     // We found the fault: ask the host to reset the rings.
                     Some(h) => {
-                        self.stale_driver_epoch = h.peer_epoch(Side::Device)?;
+                        self.progress.stale_driver_epoch = h.peer_epoch(Side::Device)?;
                         h.announce(Side::Device)?;
                     }
                     // No epochs: wait for the host to set DRIVER_OK again.
                     None => self.publish_table()?,
                 }
-                self.host_restarted = false;
-                self.peer_epoch = None;
+                self.progress.host_restarted = false;
+                self.progress.peer_epoch = None;
                 Ok(())
             }
         }

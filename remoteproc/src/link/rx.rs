@@ -1,8 +1,9 @@
 //! Receiving: messages guarded in their shared buffers, name-service
 //! events, dispatch, and giving buffers back.
 
+use super::ends::{Ends, Filled};
 use super::tx::Index;
-use super::{Ends, Link, LinkError, MessageError, Role, State};
+use super::{Link, LinkError, MessageError, Role, State};
 use crate::rpmsg::{self, ServiceEvent};
 use shmem::{Chain, Doorbell, Span, Words};
 
@@ -168,7 +169,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     #[inline(always)]
     pub(super) fn ready_to_receive(&mut self) -> Result<(), LinkError> {
         self.ready()?;
-        if self.config.role == Role::Host && !self.answered && self.config.renotify_interval != 0 {
+        if self.config.role == Role::Host
+            && !self.progress.answered
+            && self.config.renotify_interval != 0
+        {
             self.poll()?;
         }
         Ok(())
@@ -179,43 +183,26 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// handled where it is found (no intermediate result to build and match).
     #[inline(always)]
     pub(super) fn next_rx(&mut self) -> Result<Option<(usize, u32, RxSlot)>, LinkError> {
-        let hdr = rpmsg::HEADER_SIZE as u32;
-        let (pool_start, pool_end) = (self.buffers, self.pool_end());
-        let (buffers, size) = (self.buffers, self.config.buffer_size);
-        let queue_size = self.queue_size;
-        let (slot, e) = match &mut self.ends {
-            Ends::Remote { rx, .. } => match rx.pop_first() {
-                // A host pointing us at its rings, our header or the resource
-                // table is refused even though that memory is in the window.
-                Ok(Some((chain, b)))
-                    if b.len >= hdr
-                        && b.offset >= pool_start
-                        && b.offset.saturating_add(b.len as usize) <= pool_end =>
-                {
-                    return Ok(Some((b.offset, b.len, RxSlot::Remote(chain))));
-                }
-                Ok(Some((chain, _))) => (RxSlot::Remote(chain), MessageError::Buffer),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(self.fail(LinkError::Ring(e))),
-            },
-            Ends::Host { rx, .. } => match rx.pop_used() {
-                Ok(Some(u)) => {
-                    self.answered = true;
-                    // Our own token: a buffer index below the queue size.
-                    let k = u.token.min(queue_size - 1);
-                    if u.len >= hdr {
-                        let offset = buffers + usize::from(k) * size;
-                        return Ok(Some((offset, u.len, RxSlot::Host(Index::new(k)))));
-                    }
-                    (RxSlot::Host(Index::new(k)), MessageError::Buffer)
-                }
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(self.fail(LinkError::Ring(e))),
-            },
+        let pool = self.pool();
+        let found = match &mut self.ends {
+            Ends::Remote(remote) => remote.next_rx(pool),
+            Ends::Host(host) => {
+                let found = host.next_rx(pool, self.queue_size);
+                // A used buffer: the remote is alive.
+                self.progress.answered |= matches!(found, Ok(Some(_)));
+                found
+            }
             Ends::Down => return Ok(None),
         };
-        self.recycle(slot)?;
-        Err(self.fail(LinkError::Message(e)))
+        match found {
+            Ok(Some(Filled::Message(offset, len, slot))) => Ok(Some((offset, len, slot))),
+            Ok(None) => Ok(None),
+            Ok(Some(Filled::Bad(slot))) => {
+                self.recycle(slot)?;
+                Err(self.fail(LinkError::Message(MessageError::Buffer)))
+            }
+            Err(e) => Err(self.fail(LinkError::Ring(e))),
+        }
     }
 
     /// Gives a received buffer back: staged ([`Link::stage_release`]),
@@ -316,19 +303,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         Ok(handled)
     }
 
-    /// Gives a received buffer back to its ring without publishing it. A
-    /// remote reports the length of the host's buffer it only read as the
-    /// used length, not 0: OpenAMP's host takes that length as the size of
-    /// the TX buffer it gets back (Linux and rpmsg-lite ignore it).
+    /// Gives a received buffer back to its ring without publishing it.
     #[inline(always)]
     pub(super) fn stage_release(&mut self, slot: RxSlot) -> Result<(), LinkError> {
         let staged = match slot {
             RxSlot::Host(k) => return self.post_rx(k.get()),
             RxSlot::Remote(chain) => match &mut self.ends {
-                Ends::Remote { rx, .. } => {
-                    let read = chain.readable_len();
-                    rx.stage_used(chain, read)
-                }
+                Ends::Remote(remote) => remote.release(chain),
                 _ => Ok(()),
             },
         };

@@ -2,11 +2,12 @@
 //! resource table written (remote) or read and accepted (host), the rings
 //! attached.
 
-use super::{Ends, Link, LinkError, Placement, Role, State};
+use super::ends::{Ends, HostEnd, Pool, RemoteEnd};
+use super::{Link, LinkError, Placement, Role, State};
 use crate::resource_table::{self, status, RpmsgDevice, TableError, TableSpec};
 use crate::rpmsg;
 use shmem::header::Side;
-use shmem::virtqueue::{Notification, RingLayout, Segment, F_EVENT_IDX};
+use shmem::virtqueue::{Notification, RingLayout, F_EVENT_IDX};
 use shmem::{DeviceQueue, Doorbell, DriverQueue};
 
 impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
@@ -124,6 +125,15 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         Ok(out)
     }
 
+    /// Where the buffer pool lies.
+    pub(super) fn pool(&self) -> Pool {
+        Pool {
+            start: self.buffers,
+            end: self.pool_end(),
+            size: self.config.buffer_size,
+        }
+    }
+
     pub(super) fn pool_end(&self) -> usize {
         self.buffers + 2 * usize::from(self.queue_size) * self.config.buffer_size
     }
@@ -192,13 +202,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         let rx = DriverQueue::new(self.window, layouts[0], notification)?;
         let tx = DriverQueue::new(self.window, layouts[1], notification)?;
         self.queue_size = queue_size;
-        self.ends = Ends::Host { rx, tx };
+        self.ends = Ends::Host(HostEnd { rx, tx });
         // Post every RX buffer on vring 0, device-writable.
         for k in 0..queue_size {
             self.post_rx(k)?;
         }
-        if let Ends::Host { rx, .. } = &mut self.ends {
-            rx.publish()?;
+        if let Ends::Host(host) = &mut self.ends {
+            host.rx.publish()?;
         }
         if let Some(dev) = device {
             let mut g = 0;
@@ -218,10 +228,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
         if let Some(h) = self.header {
             h.announce(Side::Driver)?;
-            self.peer_epoch = h.peer_epoch(Side::Driver)?;
+            self.progress.peer_epoch = h.peer_epoch(Side::Driver)?;
         }
-        self.answered = false;
-        self.polls = 0;
+        self.progress.answered = false;
+        self.progress.polls = 0;
         self.state = State::Up;
         // "Host online": the one kick an rpmsg-lite remote waits for; repeated
         // by `poll` until the remote answers.
@@ -249,16 +259,16 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         match self.header {
             Some(h) => {
                 let driver = h.peer_epoch(Side::Device)?;
-                if driver.is_none() || driver == self.stale_driver_epoch {
+                if driver.is_none() || driver == self.progress.stale_driver_epoch {
                     return Err(LinkError::NotReady);
                 }
-                self.peer_epoch = driver;
+                self.progress.peer_epoch = driver;
             }
             None if self.vdev_entry.is_none() => {
                 // rpmsg-lite: up on the host's kick, or (polling) once the host
                 // has posted its RX buffers on vring 0.
                 self.window.invalidate(layouts[0].avail + 2, 2);
-                if !self.kicked && self.window.read_u16(layouts[0].avail + 2)? == 0 {
+                if !self.progress.kicked && self.window.read_u16(layouts[0].avail + 2)? == 0 {
                     return Err(LinkError::NotReady);
                 }
             }
@@ -266,11 +276,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
         let tx = DeviceQueue::attach(self.window, layouts[0], notification)?;
         let rx = DeviceQueue::attach(self.window, layouts[1], notification)?;
-        self.ends = Ends::Remote {
+        self.ends = Ends::Remote(RemoteEnd {
             tx,
             rx,
             spare: None,
-        };
+        });
         self.state = State::Up;
         Ok(())
     }
@@ -278,15 +288,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     pub(super) fn post_rx(&mut self, k: u16) -> Result<(), LinkError> {
         let addr = self.window.bus_address_of(self.buffer_offset(k));
         let len = self.config.buffer_size as u32;
-        if let Ends::Host { rx, .. } = &mut self.ends {
-            rx.add(
-                &[Segment {
-                    addr,
-                    len,
-                    device_writable: true,
-                }],
-                k,
-            )?;
+        if let Ends::Host(host) = &mut self.ends {
+            host.post_rx(addr, len, k)?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Sending: lent TX buffers, copying and zero-copy sends, bursts.
 
-use super::{Ends, Link, LinkError, MessageError, Role};
+use super::ends::Ends;
+use super::{Link, LinkError, Role};
 use crate::rpmsg;
 use shmem::virtqueue::Segment;
 use shmem::{Chain, Doorbell, DriverQueue, Span, Window};
@@ -14,7 +15,7 @@ pub(super) enum TxSlot {
 }
 
 /// A host's buffer index (for a TX buffer: the descriptor it is bound to,
-/// see [`Ends::Host`]), held in a whole word: both slot variants then have
+/// see `HostEnd`), held in a whole word: both slot variants then have
 /// an 8-byte payload at the same place, and moving a slot copies one word.
 /// (With a `u16` the compiler copied the variants' union in wide loads over
 /// the 2-byte store, a store-forwarding stall on every lent buffer.)
@@ -105,15 +106,13 @@ pub(super) enum Payload<'d> {
 
 impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     pub(super) fn reclaim_tx(&mut self) -> Result<(), LinkError> {
-        let Ends::Host { tx, .. } = &mut self.ends else {
+        let Ends::Host(host) = &mut self.ends else {
             return Ok(());
         };
-        // Each chain's descriptor goes back to the free list: its buffer is
-        // free again.
-        match tx.drain_used(|_| {}) {
+        match host.reclaim() {
             Ok(0) => Ok(()),
             Ok(_) => {
-                self.answered = true;
+                self.progress.answered = true;
                 Ok(())
             }
             Err(e) => Err(self.fail(LinkError::Ring(e))),
@@ -129,8 +128,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         // enum is larger than two registers), it was written field by field
         // and read back in wider loads, a store-forwarding stall per message.
         if self.is_ready() {
-            if let Ends::Host { tx, .. } = &mut self.ends {
-                if let Some(d) = tx.reserve() {
+            if let Ends::Host(host) = &mut self.ends {
+                if let Some(d) = host.tx.reserve() {
                     return self.host_tx_buffer(d).map(Some);
                 }
             }
@@ -169,13 +168,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 // Take sent buffers back only when none is free: reading the
                 // remote's used index on every send would move its cache line
                 // between the cores once per message.
-                if matches!(&self.ends, Ends::Host { tx, .. } if tx.num_free() == 0) {
+                if matches!(&self.ends, Ends::Host(host) if host.tx.num_free() == 0) {
                     self.reclaim_tx()?;
                 }
-                let Ends::Host { tx, .. } = &mut self.ends else {
+                let Ends::Host(host) = &mut self.ends else {
                     return Err(LinkError::NotReady);
                 };
-                let Some(d) = tx.reserve() else {
+                let Some(d) = host.tx.reserve() else {
                     // Every buffer may be staged in an open batch: publish
                     // them, or the remote never sees them to give them back.
                     self.flush_if_batching()?;
@@ -184,8 +183,8 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
                 self.host_tx_buffer(d).map(Some)
             }
             Role::Remote => {
-                if let Ends::Remote { spare, .. } = &mut self.ends {
-                    if let Some((buffer, chain)) = spare.take() {
+                if let Ends::Remote(remote) = &mut self.ends {
+                    if let Some((buffer, chain)) = remote.spare.take() {
                         return Ok(Some(TxBuffer {
                             buffer,
                             generation,
@@ -208,35 +207,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         }
     }
 
-    /// A remote's next TX buffer from vring 0, checked: device-writable, room
-    /// for the header and a byte, inside the buffer pool.
+    /// A remote's next TX buffer from vring 0, checked (`RemoteEnd::take_tx`).
     pub(super) fn take_remote_tx(&mut self) -> Result<Option<(Span<'a>, Chain<0>)>, LinkError> {
-        let hdr = rpmsg::HEADER_SIZE;
-        let size = self.config.buffer_size;
-        let (pool_start, pool_end) = (self.buffers, self.pool_end());
-        let window = self.window;
-        let Ends::Remote { tx, .. } = &mut self.ends else {
+        let (window, pool) = (self.window, self.pool());
+        let Ends::Remote(remote) = &mut self.ends else {
             return Err(LinkError::NotReady);
         };
-        let (chain, b) = match tx.pop_first() {
-            Ok(Some(c)) => c,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(self.fail(LinkError::Ring(e))),
-        };
-        if !b.device_writable
-            || (b.len as usize) < hdr + 1
-            || b.offset < pool_start
-            || b.offset.saturating_add(b.len as usize) > pool_end
-        {
-            // Give it straight back, unused.
-            let notify = tx.push_used(chain, 0).map_err(LinkError::Ring);
-            if let Err(e) = notify {
-                return Err(self.fail(e));
-            }
-            return Err(self.fail(LinkError::Message(MessageError::Buffer)));
-        }
-        let buffer = window.span(b.offset, (b.len as usize).min(size))?;
-        Ok(Some((buffer, chain)))
+        remote.take_tx(&window, pool).map_err(|e| self.fail(e))
     }
 
     /// A remote with nothing to receive takes its next TX buffer now, off the
@@ -244,13 +221,13 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     /// is given back, counted and reported as by [`Link::alloc_tx`] (from
     /// [`Link::receive`], then).
     pub(super) fn prepare_spare_tx(&mut self) -> Result<(), LinkError> {
-        if !matches!(&self.ends, Ends::Remote { spare: None, .. }) {
+        if !matches!(&self.ends, Ends::Remote(remote) if remote.spare.is_none()) {
             return Ok(());
         }
         match self.take_remote_tx() {
             Ok(Some(taken)) => {
-                if let Ends::Remote { spare, .. } = &mut self.ends {
-                    *spare = Some(taken);
+                if let Ends::Remote(remote) = &mut self.ends {
+                    remote.spare = Some(taken);
                 }
                 Ok(())
             }
@@ -331,10 +308,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
     ) -> Result<(), LinkError> {
         let w = &self.window;
         let batching = self.batching;
-        let Ends::Host { tx, .. } = &mut self.ends else {
+        let Ends::Host(host) = &mut self.ends else {
             return Err(LinkError::Usage);
         };
-        let offered = Self::header_and_offer(w, tx, at, k, addrs, payload, batching);
+        let offered = Self::header_and_offer(w, &mut host.tx, at, k, addrs, payload, batching);
         match offered {
             Ok(ring) => {
                 self.stats.sent += 1;
@@ -407,24 +384,21 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         w.clean(at, rpmsg::HEADER_SIZE + len);
         let total = (rpmsg::HEADER_SIZE + len) as u32;
         let notify = match (&mut self.ends, buffer.slot) {
-            (Ends::Host { tx, .. }, TxSlot::Host(k)) => {
+            (Ends::Host(host), TxSlot::Host(k)) => {
                 let seg = Segment {
                     addr: w.bus_address_of(at),
                     len: total,
                     device_writable: false,
                 };
-                let staged = tx.offer_reserved(k.get(), seg, k.get());
+                let staged = host.tx.offer_reserved(k.get(), seg, k.get());
                 match staged {
                     Ok(_) if self.batching => Ok((false, 1)),
-                    Ok(_) => tx.publish().map(|n| (n, 1)),
+                    Ok(_) => host.tx.publish().map(|n| (n, 1)),
                     Err(e) => Err(e),
                 }
             }
-            (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) if self.batching => {
-                tx.stage_used(chain, total).map(|()| (false, 0))
-            }
-            (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => {
-                tx.push_used(chain, total).map(|n| (n, 0))
+            (Ends::Remote(remote), TxSlot::Remote(chain)) => {
+                remote.send(chain, total, self.batching).map(|n| (n, 0))
             }
             _ => return Err(LinkError::Usage),
         };
@@ -446,10 +420,10 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return Ok(());
         }
         match (&mut self.ends, buffer.slot) {
-            (Ends::Host { tx, .. }, TxSlot::Host(d)) => {
-                tx.unreserve(d.get()).map_err(|_| LinkError::Usage)
+            (Ends::Host(host), TxSlot::Host(d)) => {
+                host.tx.unreserve(d.get()).map_err(|_| LinkError::Usage)
             }
-            (Ends::Remote { tx, .. }, TxSlot::Remote(chain)) => match tx.push_used(chain, 0) {
+            (Ends::Remote(remote), TxSlot::Remote(chain)) => match remote.tx.push_used(chain, 0) {
                 Ok(_) => Ok(()),
                 Err(e) => Err(self.fail(LinkError::Ring(e))),
             },
@@ -489,7 +463,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             return self.send_each(src, dst, max, fill);
         }
         let max = max as u16;
-        if matches!(&self.ends, Ends::Host { tx, .. } if tx.num_free() < max) {
+        if matches!(&self.ends, Ends::Host(host) if host.tx.num_free() < max) {
             self.reclaim_tx()?;
         }
         let size = self.config.buffer_size;
@@ -498,11 +472,11 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
             .window
             .span(pool_at, usize::from(self.queue_size) * size)?;
         let (w, generation) = (self.window, self.generation);
-        let Ends::Host { tx, .. } = &mut self.ends else {
+        let Ends::Host(host) = &mut self.ends else {
             return Err(LinkError::NotReady);
         };
         let (mut misuse, mut swapped) = (None, None);
-        let sent = tx.offer_each(max, |d| {
+        let sent = host.tx.offer_each(max, |d| {
             let at = usize::from(d) * size;
             let buffer = pool.sub(at, size).ok()?;
             let mut lent = TxBuffer {
@@ -615,17 +589,17 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         {
             return None;
         }
-        let Ends::Host { tx, .. } = &self.ends else {
+        let Ends::Host(host) = &self.ends else {
             return None;
         };
-        let at = self.tx_buffer_offset(tx.peek_free()?);
+        let at = self.tx_buffer_offset(host.tx.peek_free()?);
         if !at.is_multiple_of(8) {
             return None;
         }
-        let Ends::Host { tx, .. } = &mut self.ends else {
+        let Ends::Host(host) = &mut self.ends else {
             return None;
         };
-        let k = tx.reserve()?;
+        let k = host.tx.reserve()?;
         Some(
             self.offer_host(at, k, [src, dst], Payload::Copy(data))
                 .map(|()| true),
