@@ -1,5 +1,6 @@
 //! The AVPS devices a link carries, as rpmsg services: names, endpoint
-//! addresses and the per-message framing both ends agree on.
+//! addresses and the per-message framing both ends agree on, and the
+//! [`session`] that runs them on a link.
 //!
 //! Each device is one rpmsg service. Its provider announces the service name
 //! from a fixed endpoint; the user side answers from the same address, so each
@@ -18,6 +19,10 @@
 //!   full (496 bytes), so a 1514-byte frame (MTU 1500) takes 4 messages.
 
 use crate::rpmsg::MAX_PAYLOAD;
+
+pub mod session;
+
+pub use session::Session;
 
 /// The AVPS console service.
 pub mod console {

@@ -8,7 +8,8 @@
 //!
 //! - [`resource_table`]: the Linux resource table with the rpmsg vdev entry.
 //! - [`rpmsg`]: the rpmsg header and name-service wire format.
-//! - [`avps`]: the AVPS devices' rpmsg services and framing (console, net).
+//! - [`avps`]: the AVPS devices' rpmsg services and framing (console, net),
+//!   and [`avps::Session`], one link's AVPS session as every partition runs it.
 //! - [`link`]: [`Link`], one side (host or remote) of an rpmsg link, with
 //!   endpoints, the name service, zero-copy send and receive, error counting
 //!   and reset.

@@ -20,8 +20,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use remoteproc::avps::{console, net};
-use remoteproc::{Incoming, Link, LinkConfig, Role};
+use remoteproc::avps::net;
+use remoteproc::avps::session::{Device, DeviceEnd, Devices, Placement, Polled, Received, Session};
 use shmem::doorbell::Polling;
 use shmem::Window;
 
@@ -115,12 +115,11 @@ impl Drop for Mapping {
 /// One served link.
 struct Served<'m> {
     node: links::LinkNode,
-    link: Link<'m, Polling, 256, 4>,
+    /// The link's AVPS session (the link itself is `session.link`).
+    session: Session<'m, Polling>,
     console: Option<pty::Pty>,
-    peer_console: Option<u32>,
     /// The TAP interface for the network device the peer provides.
     tap: Option<tap::Tap>,
-    peer_net: Option<u32>,
     /// The frame read from the TAP on its way out, as the ring has room.
     outgoing: net::Outgoing,
     /// The frame coming in from the peer, message by message.
@@ -141,27 +140,32 @@ fn serve<'m>(
     let window = unsafe { Window::from_raw(map.base, map.len) }
         .map_err(|e| format!("{e:?}"))?
         .with_bus_address(node.window.0);
-    let off = |a: u64| {
-        a.checked_sub(node.window.0)
-            .map(|o| o as usize)
-            .ok_or("address outside the window")
+    let placement = Placement {
+        host: node.host,
+        window: node.window.0,
+        vrings: node.vrings,
+        buffers: node.buffers,
+        ring_entries: node.ring_entries,
+        table: TABLE_OFFSET,
+        header: EPOCH_OFFSET,
     };
-    let mut config = LinkConfig::resource_table(
-        if node.host { Role::Host } else { Role::Remote },
-        TABLE_OFFSET,
-        [off(node.vrings[0])?, off(node.vrings[1])?],
-        off(node.buffers)?,
-        u16::try_from(node.ring_entries).map_err(|_| "ring too large")?,
+    let config = placement
+        .config()
+        .ok_or("rings or buffers outside the window, or a ring too large")?;
+    // Only what the peer provides is served here: the devices it uses from
+    // Linux have no backend in the bridge yet.
+    let mut devices = Devices::of(
+        &node.peer,
+        node.devices.iter().map(|(k, p)| (k.as_str(), p.as_str())),
     );
-    config.header = Some(EPOCH_OFFSET);
-    let mut link = Link::new(window, config, Polling).map_err(|e| format!("{e:?}"))?;
-    link.create_endpoint(Some(console::EP))
-        .map_err(|e| format!("{e:?}"))?;
-    let console = if node
-        .devices
-        .iter()
-        .any(|(k, p)| k == "console" && *p == node.peer)
-    {
+    for end in [&mut devices.console, &mut devices.net] {
+        *end = match *end {
+            Some(DeviceEnd::Provides) => Some(DeviceEnd::Uses),
+            _ => None,
+        };
+    }
+    let session = Session::open(window, config, Polling, devices).map_err(|e| format!("{e:?}"))?;
+    let console = if devices.console.is_some() {
         let dir = Path::new("/dev/avps").join(&node.name);
         let p = pty::Pty::open(&dir.join("console")).map_err(|e| format!("console pty: {e}"))?;
         log(format_args!(
@@ -175,13 +179,7 @@ fn serve<'m>(
     } else {
         None
     };
-    let tap = if node
-        .devices
-        .iter()
-        .any(|(k, p)| k == "net" && *p == node.peer)
-    {
-        link.create_endpoint(Some(net::EP))
-            .map_err(|e| format!("{e:?}"))?;
+    let tap = if devices.net.is_some() {
         let name = format!("avps{taps}");
         *taps += 1;
         let subnet = node.net_subnet.unwrap_or(net::Subnet::DEFAULT);
@@ -211,11 +209,9 @@ fn serve<'m>(
     };
     Ok(Served {
         node,
-        link,
+        session,
         console,
-        peer_console: None,
         tap,
-        peer_net: None,
         outgoing: net::Outgoing::new(),
         incoming: net::Reassembly::new(),
         dropped: 0,
@@ -288,60 +284,49 @@ fn main() {
     while !STOP.load(Ordering::Relaxed) {
         let mut busy = false;
         for s in &mut served {
-            if let Err(e) = s.link.poll() {
-                if e.is_fatal() {
-                    log(format_args!("link {}: {e:?}; resetting", s.node.name));
-                    let _ = s.link.reset();
-                    s.peer_console = None;
-                    s.peer_net = None;
-                    s.outgoing.clear();
-                    s.incoming.clear();
-                }
+            if let Polled::Reset(e) = s.session.poll() {
+                log(format_args!("link {}: {e:?}; reset", s.node.name));
+                s.outgoing.clear();
+                s.incoming.clear();
             }
             busy |= forward_frames(s);
             loop {
-                match s.link.receive() {
-                    Ok(Some(Incoming::Service(svc))) => {
+                match s.session.receive(&mut buf) {
+                    Ok(Some(Received::Announced(device))) => {
                         busy = true;
-                        if svc.name() == console::SERVICE && svc.created {
-                            s.peer_console = Some(svc.addr);
-                            // Say hello, so the peer learns where to send.
-                            let _ = s.link.send(console::EP, svc.addr, b"");
-                            log(format_args!(
-                                "link {}: {} announced its console",
-                                s.node.name, s.node.peer
-                            ));
-                        }
-                        if svc.name() == net::SERVICE && svc.created && s.tap.is_some() {
-                            s.peer_net = Some(svc.addr);
-                            log(format_args!(
-                                "link {}: {} announced its network device",
-                                s.node.name, s.node.peer
-                            ));
+                        let what = match device {
+                            Device::Console => "console",
+                            Device::Net => "network device",
+                        };
+                        log(format_args!(
+                            "link {}: {} announced its {what}",
+                            s.node.name, s.node.peer
+                        ));
+                    }
+                    Ok(Some(Received::Console(n))) => {
+                        busy = true;
+                        if let Some(p) = &mut s.console {
+                            p.write_line(&buf[..n]);
                         }
                     }
-                    Ok(Some(Incoming::Message(m))) => {
+                    Ok(Some(Received::Net(n))) => {
                         busy = true;
-                        let n = m.copy_to(&mut buf).unwrap_or(0);
-                        let dst = m.dst();
-                        let _ = s.link.release(m);
-                        if dst == console::EP && n > 0 {
-                            if let Some(p) = &mut s.console {
-                                p.write_line(&buf[..n]);
-                            }
-                        }
-                        if dst == net::EP {
-                            match (&s.tap, s.incoming.push(&buf[..n])) {
-                                (Some(t), Ok(Some(frame))) => {
-                                    if !t.write(frame) {
-                                        s.dropped += 1;
-                                    }
+                        match (&s.tap, s.incoming.push(&buf[..n])) {
+                            (Some(t), Ok(Some(frame))) => {
+                                if !t.write(frame) {
+                                    s.dropped += 1;
                                 }
-                                (_, Ok(None)) => {}
-                                _ => s.dropped += 1,
                             }
+                            (_, Ok(None)) => {}
+                            _ => s.dropped += 1,
                         }
                     }
+                    Ok(Some(Received::Message(m))) => {
+                        // For no endpoint of ours: given back unread.
+                        busy = true;
+                        let _ = s.session.link.release(m);
+                    }
+                    Ok(Some(Received::Service(_))) => busy = true,
                     Ok(None) => break,
                     Err(e) => {
                         let text = format!("{e:?}");
@@ -380,9 +365,12 @@ fn main() {
 /// Sends the frames Linux wrote to a link's TAP interface to its peer, as
 /// the ring has room; true if any message went.
 fn forward_frames(s: &mut Served<'_>) -> bool {
-    let (Some(tap), Some(dst)) = (&s.tap, s.peer_net) else {
+    let Some(tap) = &s.tap else {
         return false;
     };
+    if s.session.peer_net().is_none() {
+        return false;
+    }
     let mut sent = false;
     loop {
         if s.outgoing.is_idle() {
@@ -399,9 +387,9 @@ fn forward_frames(s: &mut Served<'_>) -> bool {
                 None => return sent,
             }
         }
-        let link = &mut s.link;
+        let session = &mut s.session;
         let out = s.outgoing.pump(|m| {
-            let ok = matches!(link.send(net::EP, dst, m), Ok(true));
+            let ok = session.send_net(m);
             sent |= ok;
             ok
         });
@@ -416,7 +404,7 @@ fn forward_frames(s: &mut Served<'_>) -> bool {
 fn wait_for_frames(served: &[Served<'_>], ms: i32) {
     let mut fds: Vec<libc::pollfd> = served
         .iter()
-        .filter(|s| s.outgoing.is_idle() && s.peer_net.is_some())
+        .filter(|s| s.outgoing.is_idle() && s.session.peer_net().is_some())
         .filter_map(|s| s.tap.as_ref())
         .map(|t| libc::pollfd {
             fd: t.fd(),

@@ -7,8 +7,8 @@ use boards::power::Conduit;
 use boards::uart::{Console, UartKind};
 use partitioner::dt::{DeviceTree, LinkNode};
 use partitioner::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
-use remoteproc::avps::{console, net};
-use remoteproc::{Incoming, Link, LinkConfig, Role};
+use remoteproc::avps::net;
+use remoteproc::avps::session::{DeviceEnd, Devices, Placement, Polled, Received, Session};
 use shmem::doorbell::Polling;
 use shmem::Window;
 use ufmt::{uWrite, uwrite, uwriteln};
@@ -28,12 +28,10 @@ extern "C" {
 
 /// Messages each side sends the other over each link.
 const TEST_MESSAGES: u64 = 100_000;
-/// Endpoint addresses: ours are fixed (the AVPS devices' in
-/// `remoteproc::avps`), the peer's are learnt from the name service and from
+/// The test service's endpoint: ours is fixed (beside the AVPS devices' in
+/// `remoteproc::avps`), the peer's is learnt from the name service and from
 /// the first message.
-const CONSOLE_EP: u32 = console::EP;
 const TEST_EP: u32 = 0x401;
-const CONSOLE_SERVICE: &[u8] = console::SERVICE;
 const TEST_SERVICE: &[u8] = b"amp-test";
 
 const MAX_CORES: usize = 8;
@@ -284,25 +282,20 @@ const DONE: &str = " -- done";
 
 /// One link, from this partition's side.
 struct Side<'w> {
-    link: Link<'w, Polling, 256, 4>,
+    /// The link's AVPS session (the link itself is `session.link`).
+    session: Session<'w, Polling>,
     /// The window, for the heartbeat counter.
     window: Window<'w>,
     name: &'w str,
     /// The partition at the other end.
     peer: &'w str,
-    /// The peer provides the link's AVPS console: we read its output (its log).
-    console_sink: bool,
-    console_ep: remoteproc::Endpoint,
     test_ep: remoteproc::Endpoint,
-    /// The link's AVPS network device, if we provide it.
-    net: Option<(remoteproc::Endpoint, NetStack)>,
-    peer_net: Option<u32>,
+    /// The link's network stack, if we provide its network device.
+    net: Option<NetStack>,
     /// The link came up: measure the stack alone and log it.
     measure: bool,
     /// Echo connections whose end was logged.
     closed_logged: u64,
-    announced: bool,
-    peer_console: Option<u32>,
     peer_test: Option<u32>,
     /// The peer (and everything behind it) reported done.
     peer_done: bool,
@@ -320,100 +313,79 @@ impl<'w> Side<'w> {
             .ok()?
             // Ring addresses are physical, as Linux's remoteproc writes them.
             .with_bus_address(base);
-        let off = |a: u64| a.checked_sub(base).map(|o| o as usize);
-        let mut config = LinkConfig::resource_table(
-            if l.host { Role::Host } else { Role::Remote },
-            TABLE_OFFSET as usize,
-            [off(l.vrings[0])?, off(l.vrings[1])?],
-            off(l.buffers)?,
-            u16::try_from(l.ring_entries).ok()?,
-        );
-        config.header = Some(EPOCH_OFFSET as usize);
-        let mut link = Link::new(window, config, Polling).ok()?;
+        let placement = Placement {
+            host: l.host,
+            window: base,
+            vrings: l.vrings,
+            buffers: l.buffers,
+            ring_entries: l.ring_entries,
+            table: TABLE_OFFSET as usize,
+            header: EPOCH_OFFSET as usize,
+        };
+        let devices = Devices::of(me, l.devices());
+        let mut session = Session::open(window, placement.config()?, Polling, devices).ok()?;
         let _ = window.write_u32(HEARTBEAT_OFFSET as usize, 0);
-        let console_ep = link.create_endpoint(Some(CONSOLE_EP)).ok()?;
-        let test_ep = link.create_endpoint(Some(TEST_EP)).ok()?;
-        // The side that provides the link's AVPS console writes its output
-        // (its log) into it; the other side reads and prints it.
-        let console_sink = l
-            .devices()
-            .any(|(kind, provider)| kind == "console" && provider != me);
-        let net = if l
-            .devices()
-            .any(|(kind, provider)| kind == "net" && provider == me)
-        {
-            let ep = link.create_endpoint(Some(net::EP)).ok()?;
+        let test_ep = session.link.create_endpoint(Some(TEST_EP)).ok()?;
+        let net = (devices.net == Some(DeviceEnd::Provides)).then(|| {
             let subnet = l
                 .net_subnet()
                 .map_or(net::Subnet::DEFAULT, |(addr, prefix_len)| net::Subnet {
                     addr,
                     prefix_len,
                 });
-            Some((ep, NetStack::new(now(), own_mpidr() ^ ticks(), subnet)))
-        } else {
-            None
-        };
+            NetStack::new(now(), own_mpidr() ^ ticks(), subnet)
+        });
         Some(Side {
-            link,
+            session,
             window,
             name: l.name,
             peer: l.peer,
-            console_sink,
-            console_ep,
             test_ep,
             net,
-            peer_net: None,
             measure: false,
             closed_logged: 0,
-            announced: false,
-            peer_console: None,
             peer_test: None,
             peer_done: false,
             relay: None,
         })
     }
 
-    /// Brings the link along; announces our services once the rings are up.
+    /// The peer provides the link's AVPS console: we read its output (its
+    /// log) and print or forward it.
+    fn console_sink(&self) -> bool {
+        self.session.devices().console == Some(DeviceEnd::Uses)
+    }
+
+    /// Brings the link along; announces our test service once the rings are
+    /// up (the session announces the devices).
     fn poll(&mut self) {
-        if let Err(e) = self.link.poll() {
-            // The peer restarted (a new bridge in Linux) or broke the rules:
-            // start over with it, announcing our services again once it is up.
-            if e.is_fatal() {
-                let _ = self.link.reset();
-                self.announced = false;
-                self.peer_console = None;
+        match self.session.poll() {
+            Polled::Reset(_) => {
                 self.peer_test = None;
-                self.peer_net = None;
-                if let Some((_, stack)) = &mut self.net {
+                if let Some(stack) = &mut self.net {
                     stack.reset();
                 }
             }
-        }
-        if !self.announced && self.link.is_up() {
-            self.announced = true;
-            if !self.console_sink {
-                let _ = self.link.announce(self.console_ep, CONSOLE_SERVICE);
+            Polled::Up => {
+                let _ = self.session.link.announce(self.test_ep, TEST_SERVICE);
+                self.measure = self.net.is_some();
             }
-            if let Some((ep, _)) = self.net {
-                let _ = self.link.announce(ep, net::SERVICE);
-                self.measure = true;
-            }
-            let _ = self.link.announce(self.test_ep, TEST_SERVICE);
+            Polled::Quiet => {}
         }
         self.serve_net();
     }
 
     /// Runs the network stack and sends what it queued, as the ring has room.
     fn serve_net(&mut self) {
-        let Some((_, stack)) = &mut self.net else {
+        let Some(stack) = &mut self.net else {
             return;
         };
         stack.poll(now());
-        let Some(dst) = self.peer_net else {
+        if self.session.peer_net().is_none() {
             return;
-        };
-        let link = &mut self.link;
-        stack.pump_tx(|m| matches!(link.send(net::EP, dst, m), Ok(true)));
+        }
+        let session = &mut self.session;
+        stack.pump_tx(|m| session.send_net(m));
     }
 }
 
@@ -489,7 +461,7 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
                 measure_stack(log);
             }
             // Each finished echo connection: what the network device did.
-            if let Some((_, stack)) = &side.net {
+            if let Some(stack) = &side.net {
                 let st = stack.stats;
                 if st.closed != side.closed_logged {
                     side.closed_logged = st.closed;
@@ -516,16 +488,12 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
             let _ = uwriteln!(log, "alive {}", alives);
         }
         // Our log lines go up the link whose console the peer implements.
-        if let Some(up) = sides.iter_mut().find(|s| !s.console_sink) {
-            if let Some(dst) = up.peer_console {
-                while let Some(line) = log.pending.first() {
-                    match up.link.send(CONSOLE_EP, dst, line.as_bytes()) {
-                        Ok(true) => {
-                            log.pending.remove(0);
-                        }
-                        _ => break,
-                    }
+        if let Some(up) = sides.iter_mut().find(|s| !s.console_sink()) {
+            while let Some(line) = log.pending.first() {
+                if !up.session.send_console(line.as_bytes()) {
+                    break;
                 }
+                log.pending.remove(0);
             }
         }
         // Endpoints originate test traffic on their one link.
@@ -540,7 +508,7 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
                         }
                         let c = checksum(&buf[..len - 4]);
                         buf[len - 4..len].copy_from_slice(&c.to_le_bytes());
-                        match side.link.send(TEST_EP, dst, &buf[..len]) {
+                        match side.session.link.send(TEST_EP, dst, &buf[..len]) {
                             Ok(true) => sent += 1,
                             // Ring full: this sequence number goes again next time.
                             _ => break,
@@ -552,7 +520,7 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
         // Relayed messages waiting for room on their way out.
         for side in sides.iter_mut() {
             if let (Some((bytes, n)), Some(dst)) = (side.relay.as_ref(), side.peer_test) {
-                if let Ok(true) = side.link.send(TEST_EP, dst, &bytes[..*n]) {
+                if let Ok(true) = side.session.link.send(TEST_EP, dst, &bytes[..*n]) {
                     side.relay = None;
                     relayed += 1;
                 }
@@ -599,7 +567,10 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
                 None => {}
             }
         }
-        let behind_done = sides.iter().filter(|s| s.console_sink).all(|s| s.peer_done);
+        let behind_done = sides
+            .iter()
+            .filter(|s| s.console_sink())
+            .all(|s| s.peer_done);
         let own_done = if relay {
             relayed >= 2 * TEST_MESSAGES
         } else {
@@ -609,7 +580,10 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
             finished = true;
             let link_errors: u32 = sides
                 .iter()
-                .map(|s| s.link.stats().ring_errors + s.link.stats().message_errors)
+                .map(|s| {
+                    let st = s.session.link.stats();
+                    st.ring_errors + st.message_errors
+                })
                 .sum();
             if relay {
                 let _ = uwriteln!(
@@ -642,7 +616,7 @@ fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool
         let moved: u64 = sides
             .iter()
             .map(|s| {
-                let st = s.link.stats();
+                let st = s.session.link.stats();
                 st.sent + st.received
             })
             .sum();
@@ -709,57 +683,41 @@ fn measure_stack(log: &mut Log) {
     );
 }
 
-/// One message from a side: name-service events are handled here.
+/// One message from a side: name-service events and the devices' messages
+/// are handled here.
 fn receive(side: &mut Side<'_>) -> Option<Arrival> {
+    let mut bytes = [0u8; 496];
     loop {
         // Frames wait in the ring (back-pressure on the peer) while the
         // network stack's queue is full.
-        if side.net.as_ref().is_some_and(|(_, s)| !s.has_room()) {
+        if side.net.as_ref().is_some_and(|s| !s.has_room()) {
             return None;
         }
-        match side.link.receive() {
-            Ok(Some(Incoming::Service(s))) => {
-                let name = s.name();
-                if name == CONSOLE_SERVICE && side.console_sink {
-                    side.peer_console = Some(s.addr);
-                    // Say hello, so the peer learns where to send its lines.
-                    let _ = side.link.send(CONSOLE_EP, s.addr, b"");
-                } else if name == net::SERVICE && side.net.is_none() {
-                    side.peer_net = Some(s.addr);
-                } else if name == TEST_SERVICE {
-                    side.peer_test = Some(s.addr);
-                }
+        match side.session.receive(&mut bytes) {
+            Ok(Some(Received::Service(s))) if s.name() == TEST_SERVICE => {
+                side.peer_test = Some(s.addr);
             }
-            Ok(Some(Incoming::Message(m))) if m.dst() == net::EP => {
-                let src = m.src();
-                if let Some((_, stack)) = &mut side.net {
-                    let mut bytes = [0u8; 496];
-                    let n = m.copy_to(&mut bytes).unwrap_or(0);
-                    side.peer_net = Some(src);
+            Ok(Some(Received::Service(_) | Received::Announced(_))) => {}
+            Ok(Some(Received::Net(n))) => {
+                if let Some(stack) = &mut side.net {
                     stack.push_message(&bytes[..n]);
                 }
-                let _ = side.link.release(m);
             }
-            Ok(Some(Incoming::Message(m))) => {
-                let mut bytes = [0u8; 496];
+            Ok(Some(Received::Console(n))) => {
+                let mut line = heapless::String::new();
+                let _ = line.push_str(core::str::from_utf8(&bytes[..n]).unwrap_or("?"));
+                return Some(Arrival::Line(line));
+            }
+            Ok(Some(Received::Message(m))) => {
                 let n = m.copy_to(&mut bytes).unwrap_or(0);
                 let (src, dst) = (m.src(), m.dst());
-                let _ = side.link.release(m);
-                if dst == CONSOLE_EP {
-                    side.peer_console.get_or_insert(src);
-                    if n == 0 {
-                        continue;
-                    }
-                    let mut line = heapless::String::new();
-                    let _ = line.push_str(core::str::from_utf8(&bytes[..n]).unwrap_or("?"));
-                    return Some(Arrival::Line(line));
-                }
+                let _ = side.session.link.release(m);
                 if dst == TEST_EP {
                     side.peer_test.get_or_insert(src);
                     return Some(Arrival::Test(bytes, n));
                 }
             }
-            _ => return None,
+            Ok(None) | Err(_) => return None,
         }
     }
 }
