@@ -67,7 +67,7 @@ pub struct LinkConfig {
     /// Offset of our window header (epochs), when both sides are ours.
     pub header: Option<usize>,
     /// Host only: until the remote shows it is alive, re-kick vring 0 every
-    /// this many calls to [`Link::poll`] / [`Link::receive`] (an rpmsg-lite
+    /// this many calls to [`Link::poll`](super::Link::poll) / [`Link::receive`](super::Link::receive) (an rpmsg-lite
     /// remote misses a kick sent before it initialised). 0 = never re-kick.
     pub renotify_interval: u32,
 }

@@ -39,7 +39,7 @@ pub enum LinkError {
     Message(MessageError),
     /// The peer restarted (its epoch changed): reset the link (fatal).
     PeerRestarted,
-    /// The link failed earlier; call [`Link::reset`].
+    /// The link failed earlier; call [`Link::reset`](super::Link::reset).
     Broken,
     /// The peer is not up yet.
     NotReady,
@@ -51,7 +51,7 @@ pub enum LinkError {
 }
 
 impl LinkError {
-    /// Whether the link is now broken and needs [`Link::reset`].
+    /// Whether the link is now broken and needs [`Link::reset`](super::Link::reset).
     pub fn is_fatal(&self) -> bool {
         matches!(self, Self::Ring(_) | Self::PeerRestarted | Self::Broken)
     }
