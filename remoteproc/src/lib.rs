@@ -10,6 +10,8 @@
 //! - [`rpmsg`]: the rpmsg header and name-service wire format.
 //! - [`avps`]: the AVPS devices' rpmsg services and framing (console, net),
 //!   and [`avps::Session`], one link's AVPS session as every partition runs it.
+//! - [`virtio_msg`]: the virtio-msg codec (header, transport and bus
+//!   messages), for virtio devices carried over a link.
 //! - [`link`]: [`Link`], one side (host or remote) of an rpmsg link, with
 //!   endpoints, the name service, zero-copy send and receive, error counting
 //!   and reset.
@@ -20,6 +22,7 @@ pub mod avps;
 pub mod link;
 pub mod resource_table;
 pub mod rpmsg;
+pub mod virtio_msg;
 
 pub use link::{
     Batch, Endpoint, Incoming, Link, LinkConfig, LinkError, LinkStats, MessageError, Placement,
