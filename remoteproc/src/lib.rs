@@ -22,6 +22,7 @@ pub mod avps;
 pub mod link;
 pub mod resource_table;
 pub mod rpmsg;
+pub mod virtio;
 pub mod virtio_msg;
 
 pub use link::{

@@ -1,0 +1,77 @@
+//! The entropy device (virtio 1.x §5.4): one request queue; each chain the
+//! driver offers is a writable buffer the device fills with random bytes.
+
+use super::device::{DeviceModel, ModelError};
+use super::device_id;
+use shmem::{DeviceQueue, Window};
+
+/// Where the device's bytes come from.
+pub trait Entropy {
+    /// Fills `out` with random bytes; returns how many it could (0: none
+    /// now, the request waits).
+    fn fill(&mut self, out: &mut [u8]) -> usize;
+}
+
+/// An entropy device.
+#[derive(Debug)]
+pub struct Rng<E> {
+    source: E,
+    /// Bytes given to the driver.
+    pub given: u64,
+}
+
+impl<E: Entropy> Rng<E> {
+    /// A device serving bytes from `source`.
+    pub fn new(source: E) -> Self {
+        Self { source, given: 0 }
+    }
+}
+
+impl<E: Entropy> DeviceModel for Rng<E> {
+    fn device_id(&self) -> u32 {
+        device_id::RNG
+    }
+
+    fn features(&self) -> u64 {
+        0
+    }
+
+    fn queues(&self) -> u16 {
+        1
+    }
+
+    fn serve(
+        &mut self,
+        _index: u16,
+        queue: &mut DeviceQueue<'_>,
+        window: &Window<'_>,
+    ) -> Result<bool, ModelError> {
+        let mut used = false;
+        // At most a queue's worth per call.
+        for _ in 0..queue.layout().size {
+            let Some(chain) = queue.pop_available()? else {
+                break;
+            };
+            let mut written = 0u32;
+            let mut chunk = [0u8; 64];
+            for b in chain.buffers().iter().filter(|b| b.device_writable) {
+                let mut done = 0usize;
+                while done < b.len as usize {
+                    let n = (b.len as usize - done).min(chunk.len());
+                    let got = self.source.fill(&mut chunk[..n]);
+                    if got == 0 {
+                        break;
+                    }
+                    window.write_bytes(b.offset + done, &chunk[..got])?;
+                    window.clean(b.offset + done, got);
+                    done += got;
+                }
+                written += done as u32;
+            }
+            self.given += u64::from(written);
+            queue.push_used(chain, written)?;
+            used = true;
+        }
+        Ok(used)
+    }
+}

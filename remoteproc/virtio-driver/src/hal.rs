@@ -1,0 +1,218 @@
+//! `virtio-drivers`' `Hal` over the part of a link window that this side's
+//! drivers own: their virtqueues are allocated there (so the device side
+//! reaches them with bus addresses inside the window), and a buffer a
+//! driver shares from outside the window is bounced through it.
+//!
+//! The `Hal` is static functions, so the pool is one per program: set it
+//! up once with [`WindowHal::init`] before the first driver starts.
+//!
+//! Bounce copies are plain memory copies: right for a pool the program
+//! maps as normal memory, or as Device memory from code built for strict
+//! alignment (the bare-metal targets). A Linux program mapping the window
+//! through `/dev/mem` (Device memory, where an unaligned access faults)
+//! needs aligned copies here before it drives devices across the link.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
+
+/// Pages the pool can hold (a 1 MiB pool of 4 KiB pages).
+const MAX_PAGES: usize = 256;
+
+/// The pool: where it is, its bus address, and which pages are taken.
+struct Pool {
+    base: usize,
+    bus: u64,
+    pages: usize,
+    used: [bool; MAX_PAGES],
+}
+
+impl Pool {
+    /// `n` contiguous free pages, taken: the first page's index.
+    fn take(&mut self, n: usize) -> Option<usize> {
+        if n == 0 || n > self.pages {
+            return None;
+        }
+        let start = (0..=self.pages - n).find(|&s| self.used[s..s + n].iter().all(|u| !u))?;
+        self.used[start..start + n].fill(true);
+        Some(start)
+    }
+
+    fn give(&mut self, start: usize, n: usize) {
+        if let Some(pages) = self.used.get_mut(start..start + n) {
+            pages.fill(false);
+        }
+    }
+
+    /// The page index of bus address `paddr`, if it is in the pool.
+    fn page_of(&self, paddr: PhysAddr) -> Option<usize> {
+        let off = paddr.checked_sub(self.bus)?;
+        let page = usize::try_from(off).ok()? / PAGE_SIZE;
+        (page < self.pages).then_some(page)
+    }
+
+    fn contains(&self, addr: usize, len: usize) -> bool {
+        addr >= self.base && addr.saturating_add(len) <= self.base + self.pages * PAGE_SIZE
+    }
+}
+
+/// A spin lock around the pool: the drivers may run on more than one core.
+struct Locked {
+    busy: AtomicBool,
+    pool: core::cell::UnsafeCell<Option<Pool>>,
+}
+
+// SAFETY: the pool is only reached through `with`, which holds `busy`.
+unsafe impl Sync for Locked {}
+
+static POOL: Locked = Locked {
+    busy: AtomicBool::new(false),
+    pool: core::cell::UnsafeCell::new(None),
+};
+
+fn with<R>(f: impl FnOnce(&mut Option<Pool>) -> R) -> R {
+    while POOL
+        .busy
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
+    // SAFETY: `busy` is held: no other reference to the pool exists.
+    let r = f(unsafe { &mut *POOL.pool.get() });
+    POOL.busy.store(false, Ordering::Release);
+    r
+}
+
+/// The `Hal` of drivers whose device is across a link.
+#[derive(Debug)]
+pub struct WindowHal;
+
+impl WindowHal {
+    /// Gives the drivers `len` bytes at `base` (page-aligned, whole pages,
+    /// at most 1 MiB), which the device side sees at bus address `bus`.
+    /// Returns false if the region is unusable.
+    ///
+    /// # Safety
+    ///
+    /// `base..base + len` is mapped, readable and writable for the rest of
+    /// the program, lies in the link window the device side also maps, and
+    /// nothing else in this program reads or writes it: it is the drivers'
+    /// (and the device side's, through its own window accesses).
+    pub unsafe fn init(base: *mut u8, bus: u64, len: usize) -> bool {
+        let addr = base as usize;
+        if !addr.is_multiple_of(PAGE_SIZE)
+            || !bus.is_multiple_of(PAGE_SIZE as u64)
+            || !len.is_multiple_of(PAGE_SIZE)
+        {
+            return false;
+        }
+        let pages = len / PAGE_SIZE;
+        if pages == 0 || pages > MAX_PAGES {
+            return false;
+        }
+        with(|p| {
+            *p = Some(Pool {
+                base: addr,
+                bus,
+                pages,
+                used: [false; MAX_PAGES],
+            })
+        });
+        true
+    }
+
+    /// Pages taken now (for a test or a monitor to check nothing leaks).
+    pub fn pages_in_use() -> usize {
+        with(|p| {
+            p.as_ref()
+                .map_or(0, |p| p.used.iter().filter(|u| **u).count())
+        })
+    }
+}
+
+// SAFETY: `dma_alloc` hands out zeroed, page-aligned pages of the pool that
+// no other allocation holds until `dma_dealloc`; `share` returns the bus
+// address of the buffer itself when it lies in the pool, else of a bounce
+// copy that `unshare` copies back and frees.
+unsafe impl Hal for WindowHal {
+    fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        with(|p| {
+            let Some(pool) = p.as_mut() else {
+                return (0, NonNull::dangling());
+            };
+            let Some(start) = pool.take(pages) else {
+                return (0, NonNull::dangling());
+            };
+            let addr = pool.base + start * PAGE_SIZE;
+            let ptr = addr as *mut u8;
+            // SAFETY: the pages are in the pool (mapped, ours, by `init`'s
+            // contract) and were free: nothing else points into them.
+            unsafe { core::ptr::write_bytes(ptr, 0, pages * PAGE_SIZE) };
+            let bus = pool.bus + (start * PAGE_SIZE) as u64;
+            (bus, NonNull::new(ptr).unwrap_or(NonNull::dangling()))
+        })
+    }
+
+    unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
+        with(|p| {
+            match p
+                .as_mut()
+                .and_then(|pool| Some((pool.page_of(paddr)?, pool)))
+            {
+                Some((start, pool)) => {
+                    pool.give(start, pages);
+                    0
+                }
+                None => -1,
+            }
+        })
+    }
+
+    unsafe fn mmio_phys_to_virt(_paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+        // No MMIO transport here: virtio-msg has no registers to map.
+        NonNull::dangling()
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
+        let len = buffer.len();
+        let addr = buffer.as_ptr().cast::<u8>() as usize;
+        with(|p| {
+            let Some(pool) = p.as_mut() else { return 0 };
+            if pool.contains(addr, len) {
+                return pool.bus + (addr - pool.base) as u64;
+            }
+            let Some(start) = pool.take(len.div_ceil(PAGE_SIZE)) else {
+                return 0;
+            };
+            let bounce = (pool.base + start * PAGE_SIZE) as *mut u8;
+            if direction != BufferDirection::DeviceToDriver {
+                // SAFETY: `buffer` is valid for `len` bytes (the caller's
+                // contract), the bounce pages were free and hold `len`.
+                unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, bounce, len) };
+            }
+            pool.bus + (start * PAGE_SIZE) as u64
+        })
+    }
+
+    unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
+        let len = buffer.len();
+        let addr = buffer.as_ptr().cast::<u8>() as usize;
+        with(|p| {
+            let Some(pool) = p.as_mut() else { return };
+            if pool.contains(addr, len) {
+                return;
+            }
+            let Some(start) = pool.page_of(paddr) else {
+                return;
+            };
+            let bounce = (pool.base + start * PAGE_SIZE) as *const u8;
+            if direction != BufferDirection::DriverToDevice {
+                // SAFETY: as in `share`: the bounce pages still hold `len`
+                // bytes (given back only here), `buffer` is valid for them.
+                unsafe { core::ptr::copy_nonoverlapping(bounce, addr as *mut u8, len) };
+            }
+            pool.give(start, len.div_ceil(PAGE_SIZE));
+        })
+    }
+}

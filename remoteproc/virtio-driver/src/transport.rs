@@ -1,0 +1,300 @@
+//! `virtio-drivers`' `Transport` as virtio-msg requests on a bus.
+
+use crate::bus::MessageBus;
+use core::cell::{Cell, RefCell};
+use remoteproc::rpmsg::MAX_PAYLOAD;
+use remoteproc::virtio_msg::{
+    decode, encode, Config, DeviceInfo, Message, Transport as Msg, Vqueue, Words, MAX_CONFIG_DATA,
+    VQUEUE_ENABLED,
+};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{Error, PhysAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// Why the transport gave up on its device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportError {
+    /// No answer within the patience (the device side is gone or stuck).
+    Timeout,
+    /// A request could not be sent (the link had no room for that long).
+    Send,
+    /// The answer was not one for the request (a confused device).
+    Answer,
+    /// The device is of a type `virtio-drivers` does not know.
+    DeviceType(u32),
+}
+
+/// One virtio device on the other side of a bus.
+#[derive(Debug)]
+pub struct MsgTransport<B> {
+    bus: RefCell<B>,
+    dev_num: u16,
+    token: Cell<u16>,
+    info: DeviceInfo,
+    device_type: DeviceType,
+    patience: u32,
+    error: Cell<Option<TransportError>>,
+}
+
+/// Polls of the bus a request waits for its answer by default.
+pub const PATIENCE: u32 = 2_000_000;
+
+impl<B: MessageBus> MsgTransport<B> {
+    /// The device `dev_num` on `bus`, identified (GET_DEVICE_INFO).
+    pub fn new(bus: B, dev_num: u16) -> Result<Self, TransportError> {
+        let mut t = Self {
+            bus: RefCell::new(bus),
+            dev_num,
+            token: Cell::new(0),
+            info: DeviceInfo::default(),
+            device_type: DeviceType::EntropySource,
+            patience: PATIENCE,
+            error: Cell::new(None),
+        };
+        let info = t.request(&Msg::GetDeviceInfo, |m| match m {
+            Msg::DeviceInfo(i) => Some(*i),
+            _ => None,
+        });
+        let info = info.ok_or(t.error.get().unwrap_or(TransportError::Answer))?;
+        t.device_type = DeviceType::try_from(info.device_id)
+            .map_err(|_| TransportError::DeviceType(info.device_id))?;
+        t.info = info;
+        Ok(t)
+    }
+
+    /// How many bus polls a request waits for its answer.
+    pub fn patience(mut self, polls: u32) -> Self {
+        self.patience = polls;
+        self
+    }
+
+    /// The device's identity.
+    pub fn info(&self) -> DeviceInfo {
+        self.info
+    }
+
+    /// What made the transport give up, if anything has.
+    pub fn error(&self) -> Option<TransportError> {
+        self.error.get()
+    }
+
+    /// Sends `request` and returns what `answer` makes of the response
+    /// with the same token. `None` (and the error recorded) on a timeout or
+    /// an answer `answer` refuses.
+    fn request<R>(
+        &self,
+        request: &Msg<'_>,
+        answer: impl FnOnce(&Msg<'_>) -> Option<R>,
+    ) -> Option<R> {
+        let token = self.token.get().wrapping_add(1);
+        self.token.set(token);
+        let mut out = [0u8; MAX_PAYLOAD];
+        let n = encode(&Message::Transport(*request), self.dev_num, token, &mut out).ok()?;
+        let mut bus = self.bus.borrow_mut();
+        if !Self::send_patiently(&mut *bus, &out[..n], self.patience) {
+            self.error.set(Some(TransportError::Send));
+            return None;
+        }
+        let mut buf = [0u8; MAX_PAYLOAD];
+        for _ in 0..self.patience {
+            let Some(len) = bus.receive(&mut buf) else {
+                core::hint::spin_loop();
+                continue;
+            };
+            // Events, and answers to requests given up on, are passed over.
+            let Ok((h, Message::Transport(m))) = decode(&buf[..len]) else {
+                continue;
+            };
+            if !h.is_response() || h.token != token || h.dev_num != self.dev_num {
+                continue;
+            }
+            let r = answer(&m);
+            if r.is_none() {
+                self.error.set(Some(TransportError::Answer));
+            }
+            return r;
+        }
+        self.error.set(Some(TransportError::Timeout));
+        None
+    }
+
+    /// Sends an event (no answer).
+    fn event(&self, event: &Msg<'_>) {
+        let mut out = [0u8; MAX_PAYLOAD];
+        let Ok(n) = encode(&Message::Transport(*event), self.dev_num, 0, &mut out) else {
+            return;
+        };
+        let mut bus = self.bus.borrow_mut();
+        if !Self::send_patiently(&mut *bus, &out[..n], self.patience) {
+            self.error.set(Some(TransportError::Send));
+        }
+    }
+
+    fn send_patiently(bus: &mut B, message: &[u8], patience: u32) -> bool {
+        let mut scratch = [0u8; MAX_PAYLOAD];
+        for _ in 0..patience {
+            if bus.send(message) {
+                return true;
+            }
+            // Taking what arrived gives buffers back to the peer.
+            let _ = bus.receive(&mut scratch);
+            core::hint::spin_loop();
+        }
+        false
+    }
+
+    fn features_block(&self, block: u32) -> u32 {
+        self.request(&Msg::GetDeviceFeatures { block, count: 1 }, |m| match m {
+            Msg::DeviceFeatures { block: b, features } if *b == block => features.get(0),
+            _ => None,
+        })
+        .unwrap_or(0)
+    }
+
+    fn vqueue(&self, queue: u16) -> Option<Vqueue> {
+        self.request(&Msg::GetVqueue(queue.into()), |m| match m {
+            Msg::VqueueState(q) if q.index == u32::from(queue) => Some(*q),
+            _ => None,
+        })
+    }
+}
+
+impl<B: MessageBus> Transport for MsgTransport<B> {
+    fn device_type(&self) -> DeviceType {
+        self.device_type
+    }
+
+    fn read_device_features(&mut self) -> u64 {
+        u64::from(self.features_block(0)) | u64::from(self.features_block(1)) << 32
+    }
+
+    fn write_driver_features(&mut self, driver_features: u64) {
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&(driver_features as u32).to_le_bytes());
+        bytes[4..].copy_from_slice(&((driver_features >> 32) as u32).to_le_bytes());
+        let features = Words::new(&bytes);
+        let _ = self.request(&Msg::SetDriverFeatures { block: 0, features }, |m| {
+            matches!(m, Msg::DriverFeaturesSet).then_some(())
+        });
+    }
+
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        self.vqueue(queue).map_or(0, |q| q.max_size)
+    }
+
+    fn notify(&mut self, queue: u16) {
+        self.event(&Msg::EventAvail {
+            vq: queue.into(),
+            next: 0,
+        });
+    }
+
+    fn get_status(&self) -> DeviceStatus {
+        let s = self.request(&Msg::GetDeviceStatus, |m| match m {
+            Msg::DeviceStatus(s) => Some(*s),
+            _ => None,
+        });
+        DeviceStatus::from_bits_truncate(s.unwrap_or(DeviceStatus::FAILED.bits()))
+    }
+
+    fn set_status(&mut self, status: DeviceStatus) {
+        let _ = self.request(&Msg::SetDeviceStatus(status.bits()), |m| match m {
+            Msg::DeviceStatus(s) => Some(*s),
+            _ => None,
+        });
+    }
+
+    fn set_guest_page_size(&mut self, _guest_page_size: u32) {
+        // Legacy only; virtio-msg queues carry their own addresses.
+    }
+
+    fn requires_legacy_layout(&self) -> bool {
+        false
+    }
+
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        let q = Vqueue {
+            index: queue.into(),
+            max_size: 0,
+            size,
+            flags: VQUEUE_ENABLED,
+            descriptors,
+            driver: driver_area,
+            device: device_area,
+        };
+        let _ = self.request(&Msg::SetVqueue(q), |m| {
+            matches!(m, Msg::VqueueSet).then_some(())
+        });
+    }
+
+    fn queue_unset(&mut self, queue: u16) {
+        let _ = self.request(&Msg::ResetVqueue(queue.into()), |m| {
+            matches!(m, Msg::VqueueReset).then_some(())
+        });
+    }
+
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.vqueue(queue)
+            .is_some_and(|q| q.flags & VQUEUE_ENABLED != 0 || q.size != 0)
+    }
+
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        // Used buffers are found by polling the rings; nothing to take here.
+        InterruptStatus::empty()
+    }
+
+    fn read_config_generation(&self) -> u32 {
+        self.request(&Msg::GetConfig { offset: 0, len: 0 }, |m| match m {
+            Msg::ConfigRead(c) => Some(c.generation),
+            _ => None,
+        })
+        .unwrap_or(0)
+    }
+
+    fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, Error> {
+        let len = core::mem::size_of::<T>();
+        if len > MAX_CONFIG_DATA {
+            return Err(Error::ConfigSpaceTooSmall);
+        }
+        let offset = u32::try_from(offset).map_err(|_| Error::ConfigSpaceTooSmall)?;
+        self.request(
+            &Msg::GetConfig {
+                offset,
+                len: len as u32,
+            },
+            |m| match m {
+                Msg::ConfigRead(c) if c.offset == offset && c.data.len() == len => {
+                    T::read_from_bytes(c.data).ok()
+                }
+                _ => None,
+            },
+        )
+        .ok_or(Error::ConfigSpaceTooSmall)
+    }
+
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: T,
+    ) -> Result<(), Error> {
+        let offset = u32::try_from(offset).map_err(|_| Error::ConfigSpaceTooSmall)?;
+        let generation = self.read_config_generation();
+        let data = value.as_bytes();
+        self.request(
+            &Msg::SetConfig(Config {
+                generation,
+                offset,
+                data,
+            }),
+            |m| matches!(m, Msg::ConfigWritten(_)).then_some(()),
+        )
+        .ok_or(Error::ConfigSpaceTooSmall)
+    }
+}
