@@ -356,7 +356,8 @@ mod interop {
         };
         let rx_ptr = std::ptr::from_ref(&rx).cast_mut().cast::<c_void>();
         // SAFETY: `rx` outlives the endpoint (declared before it).
-        let mut ept = unsafe { Endpoint::new(&mut peer, name, Some(on_message), rx_ptr) };
+        let any = [oa::RPMSG_ADDR_ANY; 2];
+        let mut ept = unsafe { Endpoint::new(&mut peer, name, any, Some(on_message), rx_ptr) };
         rx.ept.set(ept.ptr());
         let start = Instant::now();
         let ours = loop {
@@ -528,8 +529,8 @@ mod interop {
             if let (Some(p), Some(e)) = (peer, ours) {
                 passes += 1;
                 if passes.is_multiple_of(4) {
-                    // A burst of what is left (as far as the buffers go),
-                    // each message written in place.
+                    // Every fourth pass, a burst of what is left (as far as
+                    // the buffers go), each message written in place.
                     let mut seq = sent;
                     let n = link
                         .send_burst(e, p, (count - sent) as usize, |tx| {
@@ -543,7 +544,8 @@ mod interop {
                     sends[2] += n as u64;
                     progress |= n != 0;
                 }
-                while sent < count {
+                // The other passes, one message at a time.
+                while sent < count && !passes.is_multiple_of(4) {
                     let n = fill(out_dir, sent, &mut buf);
                     if sent.is_multiple_of(2) {
                         if !link.send(e, p, &buf[..n]).unwrap() {
@@ -752,7 +754,15 @@ mod interop {
                 let shared = shared;
                 // SAFETY: the region outlives the thread; only the two sides
                 // use it.
-                let peer = unsafe { Peer::host(shared.0, WINDOW, 0x8000_0000, kicks) };
+                let peer = unsafe {
+                    Peer::host(
+                        shared.0,
+                        WINDOW,
+                        0x8000_0000,
+                        &kicks.to_openamp,
+                        &kicks.from_openamp,
+                    )
+                };
                 assert_eq!(peer.queue, QUEUE, "queue size from our table");
                 openamp_side(peer, true, count, stop)
             });
@@ -786,7 +796,16 @@ mod interop {
                 let _guard = StopOnPanic(stop);
                 let shared = shared;
                 // SAFETY: as in the other role.
-                let peer = unsafe { Peer::remote(shared.0, WINDOW, 0x9000_0000, QUEUE, kicks) };
+                let peer = unsafe {
+                    Peer::remote(
+                        shared.0,
+                        WINDOW,
+                        0x9000_0000,
+                        QUEUE,
+                        &kicks.to_openamp,
+                        &kicks.from_openamp,
+                    )
+                };
                 openamp_side(peer, false, count, stop)
             });
             let b = s.spawn(|| {

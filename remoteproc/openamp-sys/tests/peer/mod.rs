@@ -22,8 +22,10 @@
 //! runs, so a kick that `rproc_virtio_notified` does not route to a vring (an
 //! id it does not know, or one equal to the vdev's own notify id, which it
 //! ignores) is counted as dropped. OpenAMP's own kicks (the `notify` callback
-//! given to `rproc_virtio_create_vdev`) are counted per notify id in
-//! [`Kicks`], which our side reads.
+//! given to `rproc_virtio_create_vdev`) are counted per notify id in its
+//! outbox [`Line`], which our side reads ([`Kicks`] holds both directions).
+//! Two OpenAMP peers (the benchmark's pair) each take the other's outbox as
+//! their inbox.
 //!
 //! Addresses: OpenAMP converts between descriptor addresses and pointers
 //! with `metal_io_phys_to_virt` / `metal_io_virt_to_phys`; the region maps
@@ -59,15 +61,17 @@ pub(crate) const fn window_len(queue: u16) -> usize {
     BUFFERS + 2 * (queue as usize) * BUFFER
 }
 
-/// Initialises libmetal once for the process (`metal_init`, warnings and
-/// worse to its default log handler on stderr). Its device buses are not
+/// Initialises libmetal once for the process (`metal_init`, errors to its
+/// default log handler on stderr). Its device buses are not
 /// needed, and may be missing.
 pub(crate) fn metal() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let params = oa::metal_init_params {
             log_handler: Some(oa::metal_default_log_handler),
-            log_level: oa::metal_log_level_METAL_LOG_WARNING,
+            // Not warnings: tearing a device down with buffers still in its
+            // rings (as both the test and the bench do) warns.
+            log_level: oa::metal_log_level_METAL_LOG_ERROR,
         };
         // SAFETY: `params` is a valid, initialised struct; libmetal copies it.
         let r = unsafe { oa::metal_init(&params) };
@@ -82,30 +86,46 @@ pub(crate) fn metal() {
     });
 }
 
-/// Kicks between our side and OpenAMP, shared by both threads.
+/// One direction's kicks: how many were sent per notify id (the last slot:
+/// any higher id), shared by both threads. A mailbox's interrupt lines, with
+/// a count instead of a pending bit.
 #[derive(Debug, Default)]
-pub(crate) struct Kicks {
-    /// Our doorbell's rings, per notify id (the last slot: any higher id).
-    pub(crate) to_openamp: [AtomicU32; IDS + 1],
-    /// OpenAMP's notify calls, per notify id (the last slot: any higher id).
-    pub(crate) from_openamp: [AtomicU32; IDS + 1],
-}
+pub(crate) struct Line([AtomicU32; IDS + 1]);
 
-impl Kicks {
+impl Line {
     fn slot(id: u32) -> usize {
         (id as usize).min(IDS)
     }
 
+    /// Sends a kick with notify id `id`.
+    pub(crate) fn kick(&self, id: u32) {
+        self.0[Self::slot(id)].fetch_add(1, Ordering::Release);
+    }
+
+    /// Kicks so far, per notify id.
+    pub(crate) fn counts(&self) -> [u32; IDS + 1] {
+        self.0.each_ref().map(|k| k.load(Ordering::Acquire))
+    }
+}
+
+/// Kicks between our side and OpenAMP.
+#[derive(Debug, Default)]
+pub(crate) struct Kicks {
+    /// Our doorbell's rings (OpenAMP's inbox).
+    pub(crate) to_openamp: Line,
+    /// OpenAMP's notify calls (its outbox).
+    pub(crate) from_openamp: Line,
+}
+
+impl Kicks {
     /// OpenAMP's kicks so far, per notify id.
     pub(crate) fn from_openamp(&self) -> [u32; IDS + 1] {
-        self.from_openamp
-            .each_ref()
-            .map(|k| k.load(Ordering::Acquire))
+        self.from_openamp.counts()
     }
 
     /// Our kicks so far, per notify id.
     pub(crate) fn to_openamp(&self) -> [u32; IDS + 1] {
-        self.to_openamp.each_ref().map(|k| k.load(Ordering::Acquire))
+        self.to_openamp.counts()
     }
 }
 
@@ -116,19 +136,18 @@ pub(crate) struct Bell<'k>(pub(crate) &'k Kicks);
 
 impl shmem::Doorbell for Bell<'_> {
     fn ring(&mut self, queue: u16) {
-        self.0.to_openamp[Kicks::slot(queue.into())].fetch_add(1, Ordering::Release);
+        self.0.to_openamp.kick(queue.into());
     }
 }
 
-/// OpenAMP's notify callback (`rpvdev_notify_func`): counts the kick.
+/// OpenAMP's notify callback (`rpvdev_notify_func`): sends the kick.
 ///
 /// # Safety
-/// `priv_` is the `Kicks` given to `rproc_virtio_create_vdev`, which outlives
-/// the vdev.
+/// `priv_` is the outbox `Line` given to `rproc_virtio_create_vdev`, which
+/// outlives the vdev.
 unsafe extern "C" fn notify(priv_: *mut c_void, id: u32) -> c_int {
     // SAFETY: the function's contract.
-    let kicks = unsafe { &*priv_.cast::<Kicks>() };
-    kicks.from_openamp[Kicks::slot(id)].fetch_add(1, Ordering::Release);
+    unsafe { &*priv_.cast::<Line>() }.kick(id);
     0
 }
 
@@ -181,7 +200,8 @@ pub(crate) fn announced(prefix: &[u8]) -> Option<u32> {
 /// OpenAMP keeps a pointer to is boxed here and outlives it (`Drop` tears
 /// OpenAMP down first).
 pub(crate) struct Peer<'k> {
-    kicks: &'k Kicks,
+    /// The kicks this side takes.
+    inbox: &'k Line,
     vdev: *mut oa::virtio_device,
     rvdev: Box<oa::rpmsg_virtio_device>,
     _pool: Box<oa::rpmsg_virtio_shm_pool>,
@@ -235,8 +255,22 @@ impl<'k> Peer<'k> {
     /// # Safety
     /// `base` is mapped for `len` bytes for the life of the peer, and only
     /// shared with the other side of the link.
-    pub(crate) unsafe fn host(base: *mut u8, len: usize, bus: u32, kicks: &'k Kicks) -> Box<Self> {
+    pub(crate) unsafe fn host(
+        base: *mut u8,
+        len: usize,
+        bus: u32,
+        inbox: &'k Line,
+        outbox: &'k Line,
+    ) -> Box<Self> {
         let (mut io, physmap) = Self::io(base, len, bus);
+        // A remote started at the same time may still be writing its table:
+        // it writes the version word last.
+        // SAFETY: the version word lies in the window (the caller's
+        // contract); the remote writes it, hence volatile.
+        while unsafe { ptr::read_volatile(base.add(TABLE).cast::<u32>()) } == 0 {
+            std::thread::yield_now();
+        }
+        fence(Ordering::Acquire);
         // SAFETY: the table lies in the window (the caller's contract); the
         // remote wrote it before this side started. Packed: read unaligned.
         let (rsc, vdev_rsc) = unsafe {
@@ -260,16 +294,16 @@ impl<'k> Peer<'k> {
             ),
             "the remote's table has no rpmsg vdev"
         );
-        let kicks_ptr = ptr::from_ref(kicks).cast_mut().cast::<c_void>();
+        let outbox_ptr = ptr::from_ref(outbox).cast_mut().cast::<c_void>();
         // SAFETY: `rsc` is the vdev entry inside the window and `io` maps it;
-        // `kicks` outlives the vdev (removed in `Drop`).
+        // `outbox` outlives the vdev (removed in `Drop`).
         let vdev = unsafe {
             oa::rproc_virtio_create_vdev(
                 oa::VIRTIO_DEV_DRIVER,
                 vdev_rsc.notifyid,
                 rsc.cast(),
                 &mut *io,
-                kicks_ptr,
+                outbox_ptr,
                 Some(notify),
                 None,
             )
@@ -315,7 +349,7 @@ impl<'k> Peer<'k> {
         let r = unsafe { oa::rpmsg_init_vdev(&mut *rvdev, vdev, Some(ns_bind), &mut *io, &mut *pool) };
         assert_eq!(r, 0, "rpmsg_init_vdev (host)");
         let mut peer = Box::new(Self {
-            kicks,
+            inbox,
             vdev,
             rvdev,
             _pool: pool,
@@ -345,7 +379,8 @@ impl<'k> Peer<'k> {
         len: usize,
         bus: u32,
         queue: u16,
-        kicks: &'k Kicks,
+        inbox: &'k Line,
+        outbox: &'k Line,
     ) -> Box<Self> {
         let (mut io, physmap) = Self::io(base, len, bus);
         let header_len = core::mem::size_of::<oa::resource_table>();
@@ -392,7 +427,7 @@ impl<'k> Peer<'k> {
             ptr::write_volatile(table.cast::<u32>(), 1);
             rsc
         };
-        let kicks_ptr = ptr::from_ref(kicks).cast_mut().cast::<c_void>();
+        let outbox_ptr = ptr::from_ref(outbox).cast_mut().cast::<c_void>();
         // SAFETY: as in `host`.
         let vdev = unsafe {
             oa::rproc_virtio_create_vdev(
@@ -400,7 +435,7 @@ impl<'k> Peer<'k> {
                 REMOTE_VDEV_NOTIFYID,
                 rsc.cast(),
                 &mut *io,
-                kicks_ptr,
+                outbox_ptr,
                 Some(notify),
                 None,
             )
@@ -422,7 +457,7 @@ impl<'k> Peer<'k> {
         };
         assert_eq!(r, 0, "rpmsg_init_vdev (remote)");
         let mut peer = Box::new(Self {
-            kicks,
+            inbox,
             vdev,
             rvdev,
             _pool: Box::default(),
@@ -476,7 +511,7 @@ impl<'k> Peer<'k> {
     pub(crate) fn service(&mut self) -> bool {
         let mut any = false;
         for id in 0..=IDS {
-            let now = self.kicks.to_openamp[id].load(Ordering::Acquire);
+            let now = self.inbox.0[id].load(Ordering::Acquire);
             let n = now.wrapping_sub(self.taken[id]);
             if n == 0 {
                 continue;
@@ -531,15 +566,17 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Creates an endpoint named `name` (NUL-terminated) at an address
-    /// OpenAMP picks, calling `cb` with `priv_`; with the name service on,
-    /// OpenAMP announces it.
+    /// Creates an endpoint named `name` (NUL-terminated) at `src`
+    /// (`RPMSG_ADDR_ANY`: OpenAMP picks) sending to `dest`, calling `cb` with
+    /// `priv_`. With the name service on, a named endpoint with no `dest`
+    /// (`RPMSG_ADDR_ANY`) is announced.
     ///
     /// # Safety
     /// `priv_` is what `cb` expects and outlives the endpoint.
     pub(crate) unsafe fn new(
         peer: &mut Peer<'_>,
         name: &[u8],
+        [src, dest]: [u32; 2],
         cb: oa::rpmsg_ept_cb,
         priv_: *mut c_void,
     ) -> Self {
@@ -553,8 +590,8 @@ impl Endpoint {
                 &mut *ept,
                 peer.rdev(),
                 name.as_ptr().cast(),
-                oa::RPMSG_ADDR_ANY,
-                oa::RPMSG_ADDR_ANY,
+                src,
+                dest,
                 cb,
                 None,
             )
