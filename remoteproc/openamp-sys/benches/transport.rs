@@ -217,7 +217,8 @@ mod bench {
             let rx_ptr = std::ptr::from_ref(rx).cast_mut().cast::<c_void>();
             // SAFETY: `rx` outlives the endpoint (every `Rx` is declared
             // before its `Side`). No name: nothing to announce.
-            let mut ept = unsafe { Endpoint::new(&mut peer, b"\0", addrs, Some(on_message), rx_ptr) };
+            let mut ept =
+                unsafe { Endpoint::new(&mut peer, b"\0", addrs, Some(on_message), rx_ptr) };
             rx.ept.set(ept.ptr());
             Self { peer, ept }
         }

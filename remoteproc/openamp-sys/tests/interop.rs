@@ -355,8 +355,8 @@ mod interop {
             b"openamp-remote\0"
         };
         let rx_ptr = std::ptr::from_ref(&rx).cast_mut().cast::<c_void>();
-        // SAFETY: `rx` outlives the endpoint (declared before it).
         let any = [oa::RPMSG_ADDR_ANY; 2];
+        // SAFETY: `rx` outlives the endpoint (declared before it).
         let mut ept = unsafe { Endpoint::new(&mut peer, name, any, Some(on_message), rx_ptr) };
         rx.ept.set(ept.ptr());
         let start = Instant::now();
@@ -367,7 +367,10 @@ mod interop {
             if let Some(a) = peer::announced(b"rust-") {
                 break a;
             }
-            assert!(start.elapsed() < STALL, "OpenAMP never saw our announcement");
+            assert!(
+                start.elapsed() < STALL,
+                "OpenAMP never saw our announcement"
+            );
             std::thread::yield_now();
         };
         // SAFETY: the endpoint is live; OpenAMP sends to `dest_addr`.
@@ -608,10 +611,7 @@ mod interop {
                             let intact = got.is_some_and(|s| check(in_dir, s, &buf[..n]));
                             tally.file(seq, got, intact);
                         }
-                        if seq % 37 == 11
-                            && held.len() < HOLD_MAX
-                            && seq + 2 * HOLD_FOR < count
-                        {
+                        if seq % 37 == 11 && held.len() < HOLD_MAX && seq + 2 * HOLD_FOR < count {
                             held.push_back((m, seq));
                         } else {
                             link.release(m).unwrap();
@@ -638,8 +638,8 @@ mod interop {
                     "our side stalled: peer {peer:?}, sent {sent}, received {received}, \
                      up {}, OpenAMP's kicks {:?}, ours {:?}, stats {:?}",
                     link.is_up(),
-                    kicks.from_openamp(),
-                    kicks.to_openamp(),
+                    kicks.theirs(),
+                    kicks.ours(),
                     link.stats()
                 );
                 std::thread::yield_now();
@@ -651,7 +651,7 @@ mod interop {
             tally,
             peer: peer.unwrap(),
             stats: link.stats(),
-            kicks: kicks.from_openamp(),
+            kicks: kicks.theirs(),
             sends,
         }
     }
@@ -683,13 +683,16 @@ mod interop {
     /// callback in OpenAMP, and OpenAMP's each carried an id the table
     /// assigned (a vring's, or the vdev's for status and feature changes).
     fn assert_kicks(oa: &OaReport, kicks: &Kicks) {
-        let ours = kicks.to_openamp();
+        let ours = kicks.ours();
         assert_eq!(oa.dropped, [0; IDS + 1], "our kicks OpenAMP dropped");
         assert_eq!(oa.delivered, ours, "our kicks: delivered vs sent");
-        let theirs = kicks.from_openamp();
+        let theirs = kicks.theirs();
         for (id, &n) in theirs.iter().enumerate() {
             let known = oa.vring_notifyids.contains(&(id as u32)) || oa.vdev_notifyid == id as u32;
-            assert!(n == 0 || known, "{n} OpenAMP kicks on unassigned notify id {id}");
+            assert!(
+                n == 0 || known,
+                "{n} OpenAMP kicks on unassigned notify id {id}"
+            );
         }
         assert!(ours.iter().sum::<u32>() > 0 && theirs.iter().sum::<u32>() > 0);
     }
@@ -713,7 +716,7 @@ mod interop {
             our.tally,
             oa.vdev_notifyid,
             oa.vring_notifyids,
-            kicks.to_openamp(),
+            kicks.ours(),
             oa.delivered,
             oa.dropped,
             our.kicks,
@@ -725,7 +728,10 @@ mod interop {
     fn check_both(oa: &OaReport, our: &OurReport, kicks: &Kicks, count: u64) {
         oa.tally.clean(count, true);
         our.tally.clean(count, true);
-        assert_eq!(oa.wrong_source, 0, "messages to OpenAMP from another address");
+        assert_eq!(
+            oa.wrong_source, 0,
+            "messages to OpenAMP from another address"
+        );
         assert_eq!(oa.ours, OUR_ADDR);
         assert_eq!(our.peer, oa.addr);
         assert!(oa.nocopy_sends > 0 && oa.copy_sends > 0 && oa.blocking_sends > 0);

@@ -119,12 +119,12 @@ pub(crate) struct Kicks {
 
 impl Kicks {
     /// OpenAMP's kicks so far, per notify id.
-    pub(crate) fn from_openamp(&self) -> [u32; IDS + 1] {
+    pub(crate) fn theirs(&self) -> [u32; IDS + 1] {
         self.from_openamp.counts()
     }
 
     /// Our kicks so far, per notify id.
-    pub(crate) fn to_openamp(&self) -> [u32; IDS + 1] {
+    pub(crate) fn ours(&self) -> [u32; IDS + 1] {
         self.to_openamp.counts()
     }
 }
@@ -182,7 +182,9 @@ thread_local! {
 /// `name` is a NUL-terminated string (OpenAMP copied it out of the message).
 unsafe extern "C" fn ns_bind(_rdev: *mut oa::rpmsg_device, name: *const c_char, dest: u32) {
     // SAFETY: the function's contract.
-    let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes().to_vec();
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_bytes()
+        .to_vec();
     ANNOUNCED.with(|a| a.borrow_mut().push((name, dest)));
 }
 
@@ -207,6 +209,10 @@ pub(crate) struct Peer<'k> {
     _pool: Box<oa::rpmsg_virtio_shm_pool>,
     _io: Box<oa::metal_io_region>,
     _physmap: Box<oa::metal_phys_addr_t>,
+    #[allow(
+        clippy::vec_box,
+        reason = "OpenAMP holds a pointer to each tap: boxed, it stays put"
+    )]
     taps: Vec<Box<Tap>>,
     /// Our kicks taken so far, per notify id.
     taken: [u32; IDS + 1],
@@ -287,11 +293,7 @@ impl<'k> Peer<'k> {
         };
         assert_eq!(
             (vdev_rsc.type_, vdev_rsc.id, vdev_rsc.num_of_vrings),
-            (
-                oa::fw_resource_type_RSC_VDEV,
-                oa::VIRTIO_ID_RPMSG,
-                2
-            ),
+            (oa::fw_resource_type_RSC_VDEV, oa::VIRTIO_ID_RPMSG, 2),
             "the remote's table has no rpmsg vdev"
         );
         let outbox_ptr = ptr::from_ref(outbox).cast_mut().cast::<c_void>();
@@ -327,7 +329,9 @@ impl<'k> Peer<'k> {
             // SAFETY: `vdev` was just created with two vrings; `va` lies in
             // the window `io` maps.
             let r = unsafe {
-                oa::rproc_virtio_init_vring(vdev, i as u32, v.notifyid, va, &mut *io, v.num, v.align)
+                oa::rproc_virtio_init_vring(
+                    vdev, i as u32, v.notifyid, va, &mut *io, v.num, v.align,
+                )
             };
             assert_eq!(r, 0, "rproc_virtio_init_vring {i}");
             *id = v.notifyid;
@@ -346,7 +350,8 @@ impl<'k> Peer<'k> {
         let mut rvdev = Box::<oa::rpmsg_virtio_device>::default();
         // SAFETY: everything passed is boxed and outlives the device; the
         // callback matches `rpmsg_ns_bind_cb`.
-        let r = unsafe { oa::rpmsg_init_vdev(&mut *rvdev, vdev, Some(ns_bind), &mut *io, &mut *pool) };
+        let r =
+            unsafe { oa::rpmsg_init_vdev(&mut *rvdev, vdev, Some(ns_bind), &mut *io, &mut *pool) };
         assert_eq!(r, 0, "rpmsg_init_vdev (host)");
         let mut peer = Box::new(Self {
             inbox,
