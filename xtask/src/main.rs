@@ -45,7 +45,8 @@ COMMANDS:
                          threads (built with functions and loops 64-byte
                          aligned, in target/bench-aligned), then rpmsg-lite
                          beside it when RPMSG_LITE_INCLUDE/RPMSG_LITE_LIB
-                         are set (else SKIPPED). Both without an argument.
+                         are set and OpenAMP when OPENAMP_INCLUDE/OPENAMP_LIB
+                         are (else SKIPPED). Both without an argument.
     build                Build the boot stage into target/firmware/boot.bin.
     setup                Install what is missing (as root) or print the exact
                          commands to run; fetch and unpack the arm64 guest
@@ -228,6 +229,14 @@ fn bench(rest: &[String]) -> Result<(), String> {
             rl.args(["--features", "bindgen"]);
         }
         run("rpmsg-lite beside ours (host threads)", &mut rl)?;
+        // OpenAMP likewise, with OPENAMP_INCLUDE and OPENAMP_LIB.
+        let mut oa = cargo();
+        aligned(&mut oa);
+        oa.args(["bench", "--package", "openamp-sys", "--bench", "transport"]);
+        if set("OPENAMP_INCLUDE") && set("OPENAMP_LIB") {
+            oa.args(["--features", "bindgen"]);
+        }
+        run("OpenAMP beside ours (host threads)", &mut oa)?;
     }
     Ok(())
 }
