@@ -511,7 +511,7 @@ mod interop {
         };
         let mut peer = None;
         let mut ours = None;
-        let (mut sent, mut received, mut passes) = (0u64, 0u64, 0u64);
+        let (mut sent, mut received) = (0u64, 0u64);
         let mut sends = [0u64; 3];
         let mut withdrawn = false;
         let mut tally = Tally::default();
@@ -530,40 +530,49 @@ mod interop {
                 }
             }
             if let (Some(p), Some(e)) = (peer, ours) {
-                passes += 1;
-                if passes.is_multiple_of(4) {
-                    // Every fourth pass, a burst of what is left (as far as
-                    // the buffers go), each message written in place.
-                    let mut seq = sent;
-                    let n = link
-                        .send_burst(e, p, (count - sent) as usize, |tx| {
-                            let n = fill(out_dir, seq, &mut buf);
-                            tx.write(0, &buf[..n]).ok()?;
-                            seq += 1;
-                            Some(n)
-                        })
-                        .unwrap();
-                    sent += n as u64;
-                    sends[2] += n as u64;
-                    progress |= n != 0;
-                }
-                // The other passes, one message at a time.
-                while sent < count && !passes.is_multiple_of(4) {
-                    let n = fill(out_dir, sent, &mut buf);
-                    if sent.is_multiple_of(2) {
-                        if !link.send(e, p, &buf[..n]).unwrap() {
-                            break;
+                // The way each message goes depends on its sequence number,
+                // in runs of 32: copying, zero-copy one at a time, then a
+                // burst. So every way is used whatever the timing (a burst
+                // that finds the ring full is tried again next pass).
+                while sent < count {
+                    let run_left = (32 - sent % 32).min(count - sent) as usize;
+                    let progress_before = sent;
+                    match (sent / 32) % 3 {
+                        0 | 1 => {
+                            let n = fill(out_dir, sent, &mut buf);
+                            if (sent / 32) % 3 == 0 {
+                                if !link.send(e, p, &buf[..n]).unwrap() {
+                                    break;
+                                }
+                                sends[0] += 1;
+                            } else {
+                                let Some(mut tx) = link.alloc_tx().unwrap() else {
+                                    break;
+                                };
+                                tx.write(0, &buf[..n]).unwrap();
+                                link.send_buffer(tx, e, p, n).unwrap();
+                                sends[1] += 1;
+                            }
+                            sent += 1;
                         }
-                        sends[0] += 1;
-                    } else {
-                        let Some(mut tx) = link.alloc_tx().unwrap() else {
-                            break;
-                        };
-                        tx.write(0, &buf[..n]).unwrap();
-                        link.send_buffer(tx, e, p, n).unwrap();
-                        sends[1] += 1;
+                        _ => {
+                            // Each message written in place.
+                            let mut seq = sent;
+                            let n = link
+                                .send_burst(e, p, run_left, |tx| {
+                                    let n = fill(out_dir, seq, &mut buf);
+                                    tx.write(0, &buf[..n]).ok()?;
+                                    seq += 1;
+                                    Some(n)
+                                })
+                                .unwrap();
+                            sent += n as u64;
+                            sends[2] += n as u64;
+                        }
                     }
-                    sent += 1;
+                    if sent == progress_before {
+                        break;
+                    }
                     progress = true;
                 }
             }
