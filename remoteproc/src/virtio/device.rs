@@ -118,6 +118,11 @@ impl<'w, M: DeviceModel> VirtioDevice<'w, M> {
         &self.model
     }
 
+    /// The device's model, taken back.
+    pub fn into_model(self) -> M {
+        self.model
+    }
+
     /// The model, mutably.
     pub fn model_mut(&mut self) -> &mut M {
         &mut self.model

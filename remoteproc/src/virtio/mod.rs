@@ -1,5 +1,5 @@
 //! Virtio devices over a link: the device side of the virtio-msg transport
-//! ([`device`]) and our device models ([`rng`], ...). A driver side uses
+//! ([`device`]) and our device models ([`blk`], [`rng`], ...). A driver side uses
 //! the `virtio-drivers` crate's drivers over the same messages.
 //!
 //! Each device's virtqueues are ordinary split virtqueues (virtio 1.x)
@@ -9,6 +9,8 @@
 //! driver that breaks the rules sets `DEVICE_NEEDS_RESET` on its device and
 //! stops it; the partition and the link go on.
 
+pub mod blk;
+pub mod chain;
 pub mod device;
 pub mod rng;
 
