@@ -82,25 +82,29 @@ pub mod config {
     pub const SIZE: u32 = 60;
 }
 
+/// A store could not do what a request asked (the driver gets `IOERR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoError;
+
 /// Where a block device's sectors live.
 pub trait BlockStore {
     /// Size in sectors.
     fn sectors(&self) -> u64;
     /// Reads `buf.len() / SECTOR` sectors from `sector`.
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), ()>;
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError>;
     /// Writes `buf.len() / SECTOR` sectors at `sector`.
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), ()>;
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError>;
     /// Makes every completed write durable.
-    fn flush(&mut self) -> Result<(), ()> {
+    fn flush(&mut self) -> Result<(), IoError> {
         Ok(())
     }
     /// Drops `count` sectors at `sector` (they may read as anything, here
     /// zeroes).
-    fn discard(&mut self, sector: u64, count: u64) -> Result<(), ()> {
+    fn discard(&mut self, sector: u64, count: u64) -> Result<(), IoError> {
         self.write_zeroes(sector, count)
     }
     /// Zeroes `count` sectors at `sector`.
-    fn write_zeroes(&mut self, sector: u64, count: u64) -> Result<(), ()> {
+    fn write_zeroes(&mut self, sector: u64, count: u64) -> Result<(), IoError> {
         let zero = [0u8; SECTOR];
         for s in sector..sector + count {
             self.write(s, &zero)?;
@@ -125,22 +129,22 @@ impl BlockStore for RamDisk<'_> {
     fn sectors(&self) -> u64 {
         (self.0.len() / SECTOR) as u64
     }
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), ()> {
-        let r = self.range(sector, buf.len()).ok_or(())?;
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let r = self.range(sector, buf.len()).ok_or(IoError)?;
         buf.copy_from_slice(&self.0[r]);
         Ok(())
     }
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), ()> {
-        let r = self.range(sector, buf.len()).ok_or(())?;
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
+        let r = self.range(sector, buf.len()).ok_or(IoError)?;
         self.0[r].copy_from_slice(buf);
         Ok(())
     }
-    fn write_zeroes(&mut self, sector: u64, count: u64) -> Result<(), ()> {
+    fn write_zeroes(&mut self, sector: u64, count: u64) -> Result<(), IoError> {
         let len = usize::try_from(count)
             .ok()
             .and_then(|c| c.checked_mul(SECTOR))
-            .ok_or(())?;
-        let r = self.range(sector, len).ok_or(())?;
+            .ok_or(IoError)?;
+        let r = self.range(sector, len).ok_or(IoError)?;
         self.0[r].fill(0);
         Ok(())
     }
@@ -206,7 +210,7 @@ impl<S: BlockStore> Blk<S> {
         let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let sector = u64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8]));
         let mut buf = [0u8; SECTOR];
-        let ok = |r: Result<(), ()>| if r.is_ok() { status::OK } else { status::IOERR };
+        let ok = |r: Result<(), IoError>| if r.is_ok() { status::OK } else { status::IOERR };
         Ok(match kind {
             request::IN => {
                 // Data, then the status byte.
