@@ -215,7 +215,7 @@ impl<S: BlockStore> Blk<S> {
             request::IN => {
                 // Data, then the status byte.
                 let bytes = io.writable_left() - 1;
-                if bytes % SECTOR != 0 {
+                if !bytes.is_multiple_of(SECTOR) {
                     return Ok(status::IOERR);
                 }
                 for i in 0..(bytes / SECTOR) as u64 {
@@ -230,7 +230,7 @@ impl<S: BlockStore> Blk<S> {
             request::OUT if self.read_only => status::IOERR,
             request::OUT => {
                 let bytes = io.readable_left();
-                if bytes % SECTOR != 0 {
+                if !bytes.is_multiple_of(SECTOR) {
                     return Ok(status::IOERR);
                 }
                 for i in 0..(bytes / SECTOR) as u64 {
