@@ -188,7 +188,7 @@ fn discard_write_zeroes_and_unsupported_requests() {
     let (st, _) = request(&w, &mut dev, &mut q, blk::request::OUT, 0, &[1; 100], 0);
     assert_eq!(st, blk::status::IOERR);
     assert_eq!(dev.error(), None, "bad requests are answered, not fatal");
-    drop(dev);
+    let _ = dev.into_model();
     let zeroed: Vec<usize> = (0..64).filter(|s| disk[s * SECTOR] == 0).collect();
     assert_eq!(zeroed, vec![2, 3, 4, 10, 20, 21]);
 }
