@@ -313,3 +313,84 @@ fn a_driver_that_breaks_the_rules_stops_its_device_until_it_resets_it() {
     );
     assert!(q.pop_used().unwrap().is_none());
 }
+
+#[test]
+fn the_bus_enumerates_its_devices_answers_pings_and_refuses_strangers() {
+    use remoteproc::virtio::bus::{serve, Served};
+    use remoteproc::virtio_msg::{decode, encode, Bus};
+    let mem = region(WINDOW);
+    let w = Window::from_words(&mem).with_bus_address(BUS);
+    let (mut d0, mut d1) = (vec![0u8; SECTOR], vec![0u8; SECTOR]);
+    let mut a = VirtioDevice::new(Blk::new(RamDisk(&mut d0), b"a", false), w);
+    let mut b = VirtioDevice::new(Blk::new(RamDisk(&mut d1), b"b", true), w);
+    let mut devices: [&mut dyn remoteproc::virtio::bus::BusDevice; 2] = [&mut a, &mut b];
+    let (mut msg, mut out) = ([0u8; 64], [0u8; 64]);
+    let mut ask =
+        |m: Message<'_>, dev: u16, devices: &mut [&mut dyn remoteproc::virtio::bus::BusDevice]| {
+            let n = encode(&m, dev, 9, &mut msg).unwrap();
+            match serve(devices, &msg[..n], &mut out) {
+                Served::Reply(len) => Some(out[..len].to_vec()),
+                _ => None,
+            }
+        };
+    let r = ask(
+        Message::Bus(Bus::GetDevices {
+            offset: 0,
+            count: 16,
+        }),
+        0,
+        &mut devices,
+    )
+    .unwrap();
+    match decode(&r).unwrap().1 {
+        Message::Bus(Bus::Devices {
+            count,
+            bitmap,
+            next,
+            ..
+        }) => {
+            assert_eq!((count, bitmap, next), (16, &[0b11u8, 0][..], 0))
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = ask(
+        Message::Bus(Bus::GetDevices {
+            offset: 0,
+            count: 1,
+        }),
+        0,
+        &mut devices,
+    )
+    .unwrap();
+    match decode(&r).unwrap().1 {
+        Message::Bus(Bus::Devices { next, .. }) => assert_eq!(next, 1, "device 1 after these"),
+        other => panic!("{other:?}"),
+    }
+    let r = ask(Message::Bus(Bus::Ping(0x1234)), 0, &mut devices).unwrap();
+    let (h, m) = decode(&r).unwrap();
+    assert!(h.is_response() && h.token == 9);
+    assert_eq!(m, Message::Bus(Bus::Ping(0x1234)));
+    // Device 1 answers as itself (read-only: RO offered), device 2 is nobody.
+    let r = ask(
+        Message::Transport(Transport::GetDeviceFeatures { block: 0, count: 1 }),
+        1,
+        &mut devices,
+    )
+    .unwrap();
+    match decode(&r).unwrap() {
+        (h, Message::Transport(Transport::DeviceFeatures { features, .. })) => {
+            assert_eq!(h.dev_num, 1);
+            assert_ne!(features.get(0).unwrap() & 1 << 5, 0, "RO");
+        }
+        other => panic!("{other:?}"),
+    }
+    let n = encode(
+        &Message::Transport(Transport::GetDeviceStatus),
+        2,
+        0,
+        &mut msg,
+    )
+    .unwrap();
+    assert_eq!(serve(&mut devices, &msg[..n], &mut out), Served::Refused);
+    assert_eq!(serve(&mut devices, &[1, 2, 3], &mut out), Served::Refused);
+}

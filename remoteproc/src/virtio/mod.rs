@@ -10,6 +10,7 @@
 //! stops it; the partition and the link go on.
 
 pub mod blk;
+pub mod bus;
 pub mod chain;
 pub mod device;
 pub mod rng;

@@ -21,6 +21,17 @@ impl<B: MessageBus> MessageBus for &mut B {
     }
 }
 
+/// A bus several transports share (one per device on the same link), one
+/// call at a time.
+impl<B: MessageBus> MessageBus for &core::cell::RefCell<B> {
+    fn send(&mut self, message: &[u8]) -> bool {
+        self.borrow_mut().send(message)
+    }
+    fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.borrow_mut().receive(buf)
+    }
+}
+
 /// One rpmsg endpoint of a link as a message bus: each virtio-msg message
 /// is one rpmsg message from `local` to `peer`. Messages for other local
 /// endpoints are dropped (this side owns the link while its drivers run).

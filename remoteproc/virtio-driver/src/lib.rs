@@ -22,4 +22,4 @@ mod transport;
 
 pub use bus::{LinkBus, MessageBus};
 pub use hal::WindowHal;
-pub use transport::{MsgTransport, TransportError, PATIENCE};
+pub use transport::{devices, MsgTransport, TransportError, PATIENCE};

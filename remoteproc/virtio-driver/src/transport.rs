@@ -128,6 +128,15 @@ impl<B: MessageBus> MsgTransport<B> {
         if !Self::send_patiently(&mut *bus, &out[..n], self.patience) {
             self.error.set(Some(TransportError::Send));
         }
+        // What arrived meanwhile (the device's EVENT_USED for earlier kicks)
+        // is taken now: the drivers poll their rings, and left unread it
+        // would fill the link, on which the device's answers travel.
+        let mut scratch = [0u8; MAX_PAYLOAD];
+        for _ in 0..64 {
+            if bus.receive(&mut scratch).is_none() {
+                break;
+            }
+        }
     }
 
     fn send_patiently(bus: &mut B, message: &[u8], patience: u32) -> bool {
@@ -297,4 +306,42 @@ impl<B: MessageBus> Transport for MsgTransport<B> {
         )
         .ok_or(Error::ConfigSpaceTooSmall)
     }
+}
+
+/// The device numbers present on `bus` (GET_DEVICES for 0..64): bit `n`
+/// set for device `n`.
+pub fn devices<B: MessageBus>(mut bus: B, patience: u32) -> Result<u64, TransportError> {
+    use remoteproc::virtio_msg::Bus;
+    let mut out = [0u8; MAX_PAYLOAD];
+    let request = Message::Bus(Bus::GetDevices {
+        offset: 0,
+        count: 64,
+    });
+    let n = encode(&request, 0, 0x7fff, &mut out).map_err(|_| TransportError::Answer)?;
+    if !MsgTransport::<B>::send_patiently(&mut bus, &out[..n], patience) {
+        return Err(TransportError::Send);
+    }
+    let mut buf = [0u8; MAX_PAYLOAD];
+    for _ in 0..patience {
+        let Some(len) = bus.receive(&mut buf) else {
+            core::hint::spin_loop();
+            continue;
+        };
+        if let Ok((
+            h,
+            Message::Bus(Bus::Devices {
+                offset: 0, bitmap, ..
+            }),
+        )) = decode(&buf[..len])
+        {
+            if h.is_response() && h.token == 0x7fff {
+                let mut map = 0u64;
+                for (i, b) in bitmap.iter().enumerate().take(8) {
+                    map |= u64::from(*b) << (8 * i);
+                }
+                return Ok(map);
+            }
+        }
+    }
+    Err(TransportError::Timeout)
 }

@@ -5,8 +5,8 @@
 #![allow(dead_code, reason = "each test binary uses part of the helpers")]
 
 use remoteproc::rpmsg::MAX_PAYLOAD;
-use remoteproc::virtio::{DeviceModel, Reply, VirtioDevice};
-use remoteproc::virtio_msg::{decode, encode, encode_response, Message, MAX_CONFIG_DATA};
+use remoteproc::virtio::bus::{serve, BusDevice, Served};
+use remoteproc::virtio::{DeviceModel, VirtioDevice};
 use remoteproc::{Incoming, Link, LinkConfig, Role};
 use shmem::doorbell::Polling;
 use shmem::window::Word;
@@ -71,15 +71,13 @@ pub(crate) fn config(role: Role) -> LinkConfig {
 
 pub(crate) type TestLink<'w> = Link<'w, Polling, 256, 4>;
 
-/// The device side: answers every request, serves every kick, until told
-/// to stop; gives the model back.
-pub(crate) fn device_side<M: DeviceModel>(w: Window<'_>, model: M, stop: &AtomicBool) -> M {
+/// The device side: serves `devices` (device number = index) on its end
+/// of the link, answering every request and serving every kick, until told
+/// to stop.
+pub(crate) fn serve_devices(w: Window<'_>, devices: &mut [&mut dyn BusDevice], stop: &AtomicBool) {
     let mut link = TestLink::new(w, config(Role::Remote), Polling).unwrap();
     link.create_endpoint(Some(EP)).unwrap();
-    let mut device = VirtioDevice::new(model, w);
     let (mut buf, mut out) = ([0u8; MAX_PAYLOAD], [0u8; MAX_PAYLOAD]);
-    let mut config = [0u8; MAX_CONFIG_DATA];
-    let mut features = [0u8; 8];
     while !stop.load(Ordering::Relaxed) {
         let _ = link.poll();
         let Ok(Some(Incoming::Message(m))) = link.receive() else {
@@ -89,18 +87,25 @@ pub(crate) fn device_side<M: DeviceModel>(w: Window<'_>, model: M, stop: &Atomic
         let n = m.copy_to(&mut buf).unwrap();
         let src = m.src();
         link.release(m).unwrap();
-        let Ok((h, Message::Transport(t))) = decode(&buf[..n]) else {
-            continue;
-        };
-        let len = match device.handle(&t, &mut config, &mut features) {
-            Reply::Answer(a) => encode_response(&a, &h, &mut out).unwrap(),
-            Reply::Event(e) => encode(&e, h.dev_num, 0, &mut out).unwrap(),
-            Reply::Nothing => continue,
-        };
-        while !matches!(link.send(EP, src, &out[..len]), Ok(true)) {
-            std::hint::spin_loop();
+        match serve(devices, &buf[..n], &mut out) {
+            Served::Reply(len) => {
+                while !matches!(link.send(EP, src, &out[..len]), Ok(true)) {
+                    std::hint::spin_loop();
+                }
+            }
+            // An event goes if there is room, else it is dropped.
+            Served::Event(len) => {
+                let _ = link.send(EP, src, &out[..len]);
+            }
+            Served::Nothing | Served::Refused => {}
         }
     }
+}
+
+/// The device side with one device of `model`; gives the model back.
+pub(crate) fn device_side<M: DeviceModel>(w: Window<'_>, model: M, stop: &AtomicBool) -> M {
+    let mut device = VirtioDevice::new(model, w);
+    serve_devices(w, &mut [&mut device], stop);
     assert_eq!(device.error(), None, "the device stopped on a driver fault");
     device.into_model()
 }
