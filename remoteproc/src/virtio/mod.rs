@@ -1,5 +1,6 @@
 //! Virtio devices over a link: the device side of the virtio-msg transport
-//! ([`device`]) and our device models ([`blk`], [`rng`], ...). A driver side uses
+//! ([`device`], [`bus`]) and our device models ([`blk`], [`console`],
+//! [`net`], [`rng`]). A driver side uses
 //! the `virtio-drivers` crate's drivers over the same messages.
 //!
 //! Each device's virtqueues are ordinary split virtqueues (virtio 1.x)
@@ -12,7 +13,9 @@
 pub mod blk;
 pub mod bus;
 pub mod chain;
+pub mod console;
 pub mod device;
+pub mod net;
 pub mod rng;
 
 pub use device::{DeviceModel, ModelError, Reply, VirtioDevice};
