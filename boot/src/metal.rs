@@ -3,9 +3,9 @@
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::{CurrentEL, Readable};
+use amp_plan::dt::{self, DeviceTree, Located, NodeName};
 use boards::uart::{Console, UartKind};
 use boards::{power, Board};
-use partitioner::dt::{self, DeviceTree, Located, NodeName};
 use ufmt::{uwrite, uwriteln};
 
 use crate::plan;

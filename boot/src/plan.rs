@@ -7,14 +7,13 @@
 use alloc::vec::Vec;
 
 use aarch64_cpu::registers::Readable;
+use amp_plan::dt::DeviceTree;
+use amp_plan::pack::{self, Entry, EntryKind, PACK_ALIGN};
+use amp_plan::{ImageKind, Plan};
 use boards::power::Conduit;
 use boards::uart::Console;
 use boards::Board;
-use partitioner::dt::DeviceTree;
 use partitioner::elf::Elf;
-use partitioner::manifest::ImageKind;
-use partitioner::pack::{self, Entry, EntryKind, PACK_ALIGN};
-use partitioner::plan::Plan;
 use partitioner::recheck::{recheck, Mismatch};
 use partitioner::rules::overlaps;
 use partitioner::tree::Tree;
@@ -150,7 +149,7 @@ pub(crate) fn prepare(
     let Some(bytes) = find(EntryKind::Plan, 0) else {
         return refuse(con, "the packed image holds no plan");
     };
-    let plan = match partitioner::planfile::decode(bytes) {
+    let plan = match amp_plan::format::decode(bytes) {
         Ok(p) => p,
         Err(e) => return refuse(con, e.as_str()),
     };
@@ -287,7 +286,7 @@ pub(crate) fn prepare(
     // Every SPI of a partition's devices goes to that partition's boot core.
     let root_ic = board_tree
         .prop(partitioner::tree::ROOT, "interrupt-parent")
-        .and_then(|v| partitioner::cells::read_cells(v, 1))
+        .and_then(|v| amp_plan::cells::read_cells(v, 1))
         .and_then(|p| board_tree.by_phandle(p as u32));
     let gic = root_ic.and_then(|ic| {
         let kind = if board_tree

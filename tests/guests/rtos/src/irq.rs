@@ -22,9 +22,9 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use amp_plan::dt::DeviceTree;
 use boards::gic::{cpu, Gicv3Distributor, Gicv3Redistributor};
 use boards::rtc::Pl031;
-use partitioner::dt::DeviceTree;
 use shmem::doorbell::{Doorbell, Gicv3Sgi, SystemSgiRegister};
 
 /// Seconds between two alarms.
@@ -82,7 +82,7 @@ impl Interrupts {
     /// PL031 on a GICv3 board and runs at EL1; otherwise says why not.
     pub(crate) fn start(tree: &DeviceTree<'_>, me: u64) -> Result<Self, &'static str> {
         let (rtc_base, rtc_spi) = tree
-            .chosen_list("amp,devices")
+            .owned_devices()
             .filter_map(|path| {
                 let node = tree.locate_path(path)?;
                 node.compatibles().any(|c| c == "arm,pl031").then_some(())?;

@@ -3,10 +3,10 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use aarch64_cpu::registers::{Readable, MPIDR_EL1};
+use amp_plan::dt::{DeviceTree, LinkNode};
+use amp_plan::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
 use boards::power::Conduit;
 use boards::uart::{Console, UartKind};
-use partitioner::dt::{DeviceTree, LinkNode};
-use partitioner::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
 use remoteproc::avps::net;
 use remoteproc::avps::session::{DeviceEnd, Devices, Placement, Polled, Received, Session};
 use shmem::doorbell::Polling;
@@ -102,7 +102,7 @@ fn device_tree(addr: usize) -> Option<DeviceTree<'static>> {
     // SAFETY: the boot stage wrote our device tree at x0, in our memory, and
     // nothing writes it afterwards; its header gives its size.
     let header = unsafe { core::ptr::read_volatile(addr as *const [u8; 8]) };
-    let size = partitioner::dt::total_size(&header).filter(|s| *s <= 2 << 20)?;
+    let size = amp_plan::dt::total_size(&header).filter(|s| *s <= 2 << 20)?;
     // SAFETY: as above, for the whole tree.
     DeviceTree::new(unsafe { core::slice::from_raw_parts(addr as *const u8, size) }).ok()
 }
@@ -110,7 +110,7 @@ fn device_tree(addr: usize) -> Option<DeviceTree<'static>> {
 #[no_mangle]
 extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
     let Some(tree) = device_tree(dtb) else { halt() };
-    let name = tree.chosen("amp,partition").unwrap_or("rtos");
+    let name = tree.partition_name().unwrap_or("rtos");
     let console = tree.stdout().and_then(|n| {
         let kind = UartKind::from_compatibles(n.compatibles())?;
         let base = usize::try_from(n.reg()?.base).ok()?;
@@ -184,7 +184,7 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
         .interrupt_controller()
         .filter(|ic| ic.compatible() == Some("arm,gic-v3"))
         .and_then(|ic| usize::try_from(ic.reg()?.base).ok());
-    for path in tree.chosen_list("amp,devices") {
+    for path in tree.owned_devices() {
         for intid in tree.spis(path) {
             let Some(base) = gicd else { continue };
             // SAFETY: our device tree names this GICv3 distributor; reading a
@@ -265,7 +265,7 @@ fn next(x: &mut u64) -> u64 {
 }
 
 fn checksum(bytes: &[u8]) -> u32 {
-    partitioner::planfile::crc32(bytes)
+    amp_plan::crc32(bytes)
 }
 
 /// Passes with nothing moving on any link before the partition naps, and how
