@@ -17,6 +17,43 @@ use tock_registers::{register_bitfields, register_structs};
 /// First SPI interrupt ID.
 pub const FIRST_SPI: u32 = 32;
 
+/// Which distributor a GIC is, from its node's `compatible` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// GIC-400 and the Cortex-A15/A7 GICs ([`Gicv2Distributor`]).
+    V2,
+    /// GICv3 ([`Gicv3Distributor`]).
+    V3,
+}
+
+/// `compatible` strings of the GICv2 distributors the boards have.
+const V2_COMPATIBLES: &[&str] = &["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic"];
+
+impl Version {
+    /// The distributor a node with these `compatible` strings is; a node
+    /// that says GICv3 anywhere is one.
+    pub fn from_compatibles<'a>(compatibles: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let mut v2 = false;
+        for c in compatibles {
+            if c == "arm,gic-v3" {
+                return Some(Version::V3);
+            }
+            v2 |= V2_COMPATIBLES.contains(&c);
+        }
+        v2.then_some(Version::V2)
+    }
+}
+
+/// The interrupt ID of an SPI, from its specifier in the device-tree binding
+/// of both GIC versions (three cells: type, number, flags; type 0 is an SPI,
+/// numbered from [`FIRST_SPI`]); `None` for a PPI or another width.
+pub fn spi_id(specifier: &[u32]) -> Option<u32> {
+    match *specifier {
+        [0, number, _] => number.checked_add(FIRST_SPI),
+        _ => None,
+    }
+}
+
 register_bitfields! [u32,
     /// GICD_CTLR when the GIC has a single security state (DS = 1, as on QEMU
     /// virt without EL3) or as seen from the non-secure side.
@@ -266,5 +303,30 @@ impl Gicv2Distributor {
         self.ipriorityr[i].set(PRIORITY);
         self.itargetsr[i].set(1 << cpu);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_the_compatible_strings() {
+        let v3 = ["arm,gic-v3"];
+        let v2 = ["brcm,bcm2711-gic", "arm,gic-400"];
+        let none = ["brcm,bcm2836-l1-intc"];
+        assert_eq!(Version::from_compatibles(v3), Some(Version::V3));
+        assert_eq!(Version::from_compatibles(v2), Some(Version::V2));
+        assert_eq!(Version::from_compatibles(none), None);
+    }
+
+    #[test]
+    fn spis_count_from_32_and_ppis_are_not_spis() {
+        // QEMU virt's PL011: <GIC_SPI 1 IRQ_TYPE_LEVEL_HIGH>.
+        assert_eq!(spi_id(&[0, 1, 4]), Some(33));
+        // The generic timer's PPI.
+        assert_eq!(spi_id(&[1, 11, 4]), None);
+        assert_eq!(spi_id(&[0, 1]), None);
+        assert_eq!(spi_id(&[0, u32::MAX, 4]), None);
     }
 }

@@ -8,7 +8,7 @@ use boards::uart::{Console, UartKind};
 use boards::{power, Board};
 use ufmt::{uwrite, uwriteln};
 
-use crate::plan;
+use crate::locate::{self, Next};
 
 core::arch::global_asm!(include_str!("start.s"));
 
@@ -70,12 +70,12 @@ extern "C" fn boot_main(dtb_addr: usize, image_base: usize, package: usize) -> !
             image_base
         );
     }
-    match plan::prepare(&mut con, &tree, blob, board, image_base, package) {
-        plan::Next::Nothing | plan::Next::Refuse => power_off(&mut con, &tree, board),
-        plan::Next::Relocate { to, package } => plan::relocate(&mut con, dtb_addr, to, package),
+    match locate::locate(&mut con, &tree, blob, board, image_base, package) {
+        Next::Nothing | Next::Refuse => power_off(&mut con, &tree, board),
+        Next::Relocate { to, package } => locate::relocate(&mut con, dtb_addr, to, package),
         // From here on neither the device tree nor the packed image is read
         // through a reference: applying overwrites both.
-        plan::Next::Apply(prepared) => plan::apply(&mut con, prepared),
+        Next::Apply(work) => crate::apply::apply(&mut con, work),
     }
 }
 

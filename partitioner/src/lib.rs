@@ -20,6 +20,7 @@ pub mod manifest;
 #[cfg(feature = "std")]
 pub mod parse;
 pub mod plan;
+pub mod prepare;
 pub mod recheck;
 pub mod rules;
 pub mod tree;

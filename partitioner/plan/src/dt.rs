@@ -435,19 +435,19 @@ impl<'a> DeviceTree<'a> {
             .flat_map(move |n| strings(n, name))
     }
 
-    /// The GIC shared peripheral interrupts (as interrupt IDs, 32 and up) of the
-    /// node at `path`, read from its three-cell `interrupts`.
-    pub fn spis(&self, path: &str) -> heapless::Vec<u32, 8> {
+    /// The three-cell interrupt specifiers (the GIC binding's width) in the
+    /// `interrupts` of the node at `path`, as the tree writes them; the
+    /// interrupt controller's binding says what they mean (for a GIC,
+    /// `boards::gic::spi_id`).
+    pub fn gic_interrupts(&self, path: &str) -> heapless::Vec<[u32; 3], 8> {
         let mut out = heapless::Vec::new();
         let cells = self
             .locate_path(path)
             .and_then(|l| prop(l.node(), "interrupts"))
             .unwrap_or(&[]);
         for spec in cells.chunks_exact(12) {
-            let (kind, number) = (read_cells(&spec[..4], 1), read_cells(&spec[4..8], 1));
-            if let (Some(0), Some(n)) = (kind, number) {
-                let _ = out.push(n as u32 + 32);
-            }
+            let cell = |i: usize| read_cells(&spec[4 * i..], 1).map_or(u32::MAX, |v| v as u32);
+            let _ = out.push([cell(0), cell(1), cell(2)]);
         }
         out
     }

@@ -23,7 +23,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use amp_plan::dt::DeviceTree;
-use boards::gic::{cpu, Gicv3Distributor, Gicv3Redistributor};
+use boards::gic::{self, cpu, Gicv3Distributor, Gicv3Redistributor};
 use boards::rtc::Pl031;
 use shmem::doorbell::{Doorbell, Gicv3Sgi, SystemSgiRegister};
 
@@ -87,13 +87,17 @@ impl Interrupts {
                 let node = tree.locate_path(path)?;
                 node.compatibles().any(|c| c == "arm,pl031").then_some(())?;
                 let base = usize::try_from(node.reg()?.base).ok()?;
-                Some((base, *tree.spis(path).first()?))
+                let spi = tree
+                    .gic_interrupts(path)
+                    .iter()
+                    .find_map(|s| gic::spi_id(s))?;
+                Some((base, spi))
             })
             .next()
             .ok_or("no PL031 RTC among this partition's devices")?;
         let ic = tree
             .interrupt_controller()
-            .filter(|ic| ic.compatible() == Some("arm,gic-v3"))
+            .filter(|ic| gic::Version::from_compatibles(ic.compatibles()) == Some(gic::Version::V3))
             .ok_or("no GICv3")?;
         if current_el() != 1 {
             return Err("interrupts are only set up at EL1");

@@ -182,10 +182,17 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
     // Where the boot stage routed our devices' interrupts (GICv3 boards).
     let gicd = tree
         .interrupt_controller()
-        .filter(|ic| ic.compatible() == Some("arm,gic-v3"))
+        .filter(|ic| {
+            boards::gic::Version::from_compatibles(ic.compatibles())
+                == Some(boards::gic::Version::V3)
+        })
         .and_then(|ic| usize::try_from(ic.reg()?.base).ok());
     for path in tree.owned_devices() {
-        for intid in tree.spis(path) {
+        for intid in tree
+            .gic_interrupts(path)
+            .iter()
+            .filter_map(|s| boards::gic::spi_id(s))
+        {
             let Some(base) = gicd else { continue };
             // SAFETY: our device tree names this GICv3 distributor; reading a
             // routing register has no side effect.
