@@ -11,6 +11,8 @@
 //! distributor.
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+
+use crate::mmio::{affinity, packed_affinity};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
@@ -146,17 +148,16 @@ impl Gicv3Distributor {
         let group = &self.igroupr[i / 32];
         group.set(group.get() | 1 << (i % 32));
         self.ipriorityr[i].set(PRIORITY);
-        // Aff3 moves to bits 32-39; Interrupt_Routing_Mode 0: this core only.
-        let affinity = (mpidr & 0x00ff_ffff) | ((mpidr >> 32) & 0xff) << 32;
-        self.irouter[i - FIRST_SPI as usize].set(affinity);
+        // GICD_IROUTER holds the affinity as MPIDR does; Interrupt_Routing_Mode
+        // 0: this core only.
+        self.irouter[i - FIRST_SPI as usize].set(affinity(mpidr));
         true
     }
 
     /// The MPIDR affinity an SPI is routed to.
     pub fn routed_to(&self, intid: u32) -> Option<u64> {
         let i = intid.checked_sub(FIRST_SPI)? as usize;
-        let r = self.irouter.get(i)?.get();
-        Some((r & 0x00ff_ffff) | ((r >> 32) & 0xff) << 32)
+        Some(affinity(self.irouter.get(i)?.get()))
     }
 
     /// Whether SPI `intid` is enabled.
@@ -179,7 +180,7 @@ impl Gicv3Distributor {
                 .get(i / 32)
                 .is_some_and(|r| r.get() & 1 << (i % 32) != 0)
             && self.is_enabled(intid)
-            && self.routed_to(intid) == Some(mpidr & 0xff_00ff_ffff)
+            && self.routed_to(intid) == Some(affinity(mpidr))
     }
 
     /// Routes SPI `intid` to the core with `mpidr` and enables it, turning
@@ -207,12 +208,12 @@ impl Gicv3Redistributor {
     /// `base` must be the start of the GICv3 redistributor region, `size`
     /// bytes long, mapped as device memory for the rest of the program.
     pub unsafe fn find(base: usize, size: usize, mpidr: u64) -> Option<&'static Self> {
-        let want = (mpidr & 0x00ff_ffff) | ((mpidr >> 32) & 0xff) << 24;
+        let want = packed_affinity(mpidr);
         let mut at = base;
         while at + REDISTRIBUTOR_STRIDE <= base + size {
             // SAFETY: `at` is a redistributor frame inside the region (the
             // caller's promise); reading GICR_TYPER has no side effect.
-            let rd = unsafe { &*(at as *const Self) };
+            let rd = unsafe { Self::at(at) };
             let typer = rd.typer.get();
             if typer >> 32 == want {
                 return Some(rd);

@@ -95,12 +95,12 @@ pub(crate) fn apply(con: &mut Console, work: Work) -> ! {
             let routed = unsafe {
                 match version {
                     Version::V3 => {
-                        let d = &*(base as *const Gicv3Distributor);
+                        let d = Gicv3Distributor::at(base);
                         d.enable();
                         d.route(intid, mpidr)
                     }
                     Version::V2 => {
-                        let d = &*(base as *const Gicv2Distributor);
+                        let d = Gicv2Distributor::at(base);
                         d.enable();
                         d.route(intid, mpidr & 0xff)
                     }

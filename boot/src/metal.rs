@@ -39,8 +39,7 @@ fn console() -> Option<Console> {
 
 /// This core's MPIDR affinity fields, as device trees write them in `reg`.
 pub(crate) fn own_mpidr() -> u64 {
-    use aarch64_cpu::registers::MPIDR_EL1;
-    MPIDR_EL1.get() & 0xff_00ff_ffff
+    boards::mmio::own_affinity()
 }
 
 /// Called by `start.s` with the loader's `x0`, the address the image runs at,
@@ -230,7 +229,7 @@ pub(crate) fn power_off(con: &mut Console, tree: &DeviceTree<'_>, board: Option<
                 con.flush();
                 // SAFETY: the device tree names this as the SoC's power-management
                 // block; nothing else drives it, and the write resets the SoC.
-                let pm = unsafe { &*(pm.base as usize as *const power::Bcm2835Pm) };
+                let pm = unsafe { power::Bcm2835Pm::at(pm.base as usize) };
                 pm.halt();
                 let mut timer = boards::timer::GenericTimer;
                 embedded_hal::delay::DelayNs::delay_ms(&mut timer, 100);

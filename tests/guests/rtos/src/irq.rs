@@ -115,7 +115,7 @@ impl Interrupts {
             (
                 Gicv3Redistributor::find(gicr.base as usize, gicr.size as usize, me)
                     .ok_or("no redistributor for this core")?,
-                &*(gicd_base as *const Gicv3Distributor),
+                Gicv3Distributor::at(gicd_base),
             )
         };
         // SAFETY: the vectors are 2 KiB aligned in this image (start.s);

@@ -2,7 +2,6 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use aarch64_cpu::registers::{Readable, MPIDR_EL1};
 use amp_plan::dt::{DeviceTree, LinkNode};
 use amp_plan::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
 use boards::power::Conduit;
@@ -95,7 +94,7 @@ fn now() -> smoltcp::time::Instant {
 }
 
 fn own_mpidr() -> u64 {
-    MPIDR_EL1.get() & 0xff_00ff_ffff
+    boards::mmio::own_affinity()
 }
 
 fn device_tree(addr: usize) -> Option<DeviceTree<'static>> {
@@ -196,7 +195,7 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
             let Some(base) = gicd else { continue };
             // SAFETY: our device tree names this GICv3 distributor; reading a
             // routing register has no side effect.
-            let d = unsafe { &*(base as *const boards::gic::Gicv3Distributor) };
+            let d = unsafe { boards::gic::Gicv3Distributor::at(base) };
             let _ = uwriteln!(
                 log,
                 "device {}: interrupt {} routed to core {:#x}",
