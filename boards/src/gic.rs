@@ -11,11 +11,50 @@
 //! distributor.
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+
+use crate::mmio::{affinity, packed_affinity};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
 /// First SPI interrupt ID.
 pub const FIRST_SPI: u32 = 32;
+
+/// Which distributor a GIC is, from its node's `compatible` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// GIC-400 and the Cortex-A15/A7 GICs ([`Gicv2Distributor`]).
+    V2,
+    /// GICv3 ([`Gicv3Distributor`]).
+    V3,
+}
+
+/// `compatible` strings of the GICv2 distributors the boards have.
+const V2_COMPATIBLES: &[&str] = &["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic"];
+
+impl Version {
+    /// The distributor a node with these `compatible` strings is; a node
+    /// that says GICv3 anywhere is one.
+    pub fn from_compatibles<'a>(compatibles: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let mut v2 = false;
+        for c in compatibles {
+            if c == "arm,gic-v3" {
+                return Some(Version::V3);
+            }
+            v2 |= V2_COMPATIBLES.contains(&c);
+        }
+        v2.then_some(Version::V2)
+    }
+}
+
+/// The interrupt ID of an SPI, from its specifier in the device-tree binding
+/// of both GIC versions (three cells: type, number, flags; type 0 is an SPI,
+/// numbered from [`FIRST_SPI`]); `None` for a PPI or another width.
+pub fn spi_id(specifier: &[u32]) -> Option<u32> {
+    match *specifier {
+        [0, number, _] => number.checked_add(FIRST_SPI),
+        _ => None,
+    }
+}
 
 register_bitfields! [u32,
     /// GICD_CTLR when the GIC has a single security state (DS = 1, as on QEMU
@@ -109,17 +148,16 @@ impl Gicv3Distributor {
         let group = &self.igroupr[i / 32];
         group.set(group.get() | 1 << (i % 32));
         self.ipriorityr[i].set(PRIORITY);
-        // Aff3 moves to bits 32-39; Interrupt_Routing_Mode 0: this core only.
-        let affinity = (mpidr & 0x00ff_ffff) | ((mpidr >> 32) & 0xff) << 32;
-        self.irouter[i - FIRST_SPI as usize].set(affinity);
+        // GICD_IROUTER holds the affinity as MPIDR does; Interrupt_Routing_Mode
+        // 0: this core only.
+        self.irouter[i - FIRST_SPI as usize].set(affinity(mpidr));
         true
     }
 
     /// The MPIDR affinity an SPI is routed to.
     pub fn routed_to(&self, intid: u32) -> Option<u64> {
         let i = intid.checked_sub(FIRST_SPI)? as usize;
-        let r = self.irouter.get(i)?.get();
-        Some((r & 0x00ff_ffff) | ((r >> 32) & 0xff) << 32)
+        Some(affinity(self.irouter.get(i)?.get()))
     }
 
     /// Whether SPI `intid` is enabled.
@@ -142,7 +180,7 @@ impl Gicv3Distributor {
                 .get(i / 32)
                 .is_some_and(|r| r.get() & 1 << (i % 32) != 0)
             && self.is_enabled(intid)
-            && self.routed_to(intid) == Some(mpidr & 0xff_00ff_ffff)
+            && self.routed_to(intid) == Some(affinity(mpidr))
     }
 
     /// Routes SPI `intid` to the core with `mpidr` and enables it, turning
@@ -170,12 +208,12 @@ impl Gicv3Redistributor {
     /// `base` must be the start of the GICv3 redistributor region, `size`
     /// bytes long, mapped as device memory for the rest of the program.
     pub unsafe fn find(base: usize, size: usize, mpidr: u64) -> Option<&'static Self> {
-        let want = (mpidr & 0x00ff_ffff) | ((mpidr >> 32) & 0xff) << 24;
+        let want = packed_affinity(mpidr);
         let mut at = base;
         while at + REDISTRIBUTOR_STRIDE <= base + size {
             // SAFETY: `at` is a redistributor frame inside the region (the
             // caller's promise); reading GICR_TYPER has no side effect.
-            let rd = unsafe { &*(at as *const Self) };
+            let rd = unsafe { Self::at(at) };
             let typer = rd.typer.get();
             if typer >> 32 == want {
                 return Some(rd);
@@ -266,5 +304,30 @@ impl Gicv2Distributor {
         self.ipriorityr[i].set(PRIORITY);
         self.itargetsr[i].set(1 << cpu);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_the_compatible_strings() {
+        let v3 = ["arm,gic-v3"];
+        let v2 = ["brcm,bcm2711-gic", "arm,gic-400"];
+        let none = ["brcm,bcm2836-l1-intc"];
+        assert_eq!(Version::from_compatibles(v3), Some(Version::V3));
+        assert_eq!(Version::from_compatibles(v2), Some(Version::V2));
+        assert_eq!(Version::from_compatibles(none), None);
+    }
+
+    #[test]
+    fn spis_count_from_32_and_ppis_are_not_spis() {
+        // QEMU virt's PL011: <GIC_SPI 1 IRQ_TYPE_LEVEL_HIGH>.
+        assert_eq!(spi_id(&[0, 1, 4]), Some(33));
+        // The generic timer's PPI.
+        assert_eq!(spi_id(&[1, 11, 4]), None);
+        assert_eq!(spi_id(&[0, 1]), None);
+        assert_eq!(spi_id(&[0, u32::MAX, 4]), None);
     }
 }

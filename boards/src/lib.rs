@@ -15,6 +15,7 @@ pub mod gic;
 pub mod heap;
 #[cfg(feature = "std")]
 pub mod host;
+pub mod mmio;
 pub mod power;
 pub mod rtc;
 pub mod table;

@@ -30,17 +30,6 @@ register_structs! {
 }
 
 impl Pl031 {
-    /// A PL031 at `base`.
-    ///
-    /// # Safety
-    ///
-    /// `base` must be a PL031 this program owns, mapped as device memory for
-    /// the rest of the program.
-    pub unsafe fn at(base: usize) -> &'static Self {
-        // SAFETY: the caller's promise.
-        unsafe { &*(base as *const Self) }
-    }
-
     /// The current count, in seconds.
     pub fn now(&self) -> u32 {
         self.data.get()

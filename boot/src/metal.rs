@@ -3,12 +3,12 @@
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::{CurrentEL, Readable};
+use amp_plan::dt::{self, DeviceTree, Located, NodeName};
 use boards::uart::{Console, UartKind};
 use boards::{power, Board};
-use partitioner::dt::{self, DeviceTree, Located, NodeName};
 use ufmt::{uwrite, uwriteln};
 
-use crate::plan;
+use crate::locate::{self, Next};
 
 core::arch::global_asm!(include_str!("start.s"));
 
@@ -39,8 +39,7 @@ fn console() -> Option<Console> {
 
 /// This core's MPIDR affinity fields, as device trees write them in `reg`.
 pub(crate) fn own_mpidr() -> u64 {
-    use aarch64_cpu::registers::MPIDR_EL1;
-    MPIDR_EL1.get() & 0xff_00ff_ffff
+    boards::mmio::own_affinity()
 }
 
 /// Called by `start.s` with the loader's `x0`, the address the image runs at,
@@ -70,12 +69,12 @@ extern "C" fn boot_main(dtb_addr: usize, image_base: usize, package: usize) -> !
             image_base
         );
     }
-    match plan::prepare(&mut con, &tree, blob, board, image_base, package) {
-        plan::Next::Nothing | plan::Next::Refuse => power_off(&mut con, &tree, board),
-        plan::Next::Relocate { to, package } => plan::relocate(&mut con, dtb_addr, to, package),
+    match locate::locate(&mut con, &tree, blob, board, image_base, package) {
+        Next::Nothing | Next::Refuse => power_off(&mut con, &tree, board),
+        Next::Relocate { to, package } => locate::relocate(&mut con, dtb_addr, to, package),
         // From here on neither the device tree nor the packed image is read
         // through a reference: applying overwrites both.
-        plan::Next::Apply(prepared) => plan::apply(&mut con, prepared),
+        Next::Apply(work) => crate::apply::apply(&mut con, work),
     }
 }
 
@@ -230,7 +229,7 @@ pub(crate) fn power_off(con: &mut Console, tree: &DeviceTree<'_>, board: Option<
                 con.flush();
                 // SAFETY: the device tree names this as the SoC's power-management
                 // block; nothing else drives it, and the write resets the SoC.
-                let pm = unsafe { &*(pm.base as usize as *const power::Bcm2835Pm) };
+                let pm = unsafe { power::Bcm2835Pm::at(pm.base as usize) };
                 pm.halt();
                 let mut timer = boards::timer::GenericTimer;
                 embedded_hal::delay::DelayNs::delay_ms(&mut timer, 100);

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use partitioner::dt::DeviceTree;
+use amp_plan::dt::DeviceTree;
 use partitioner::rules::{self, Context, Images};
 use partitioner::tree::Tree;
 
@@ -55,8 +55,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let Ok(plan) = partitioner::plan::plan(&manifest, &tree, &resolved, boot_region) else { return };
-    let bytes = partitioner::planfile::encode(&plan);
-    assert_eq!(partitioner::planfile::decode(&bytes).as_ref(), Ok(&plan));
+    let bytes = amp_plan::format::encode(&plan);
+    assert_eq!(amp_plan::format::decode(&bytes).as_ref(), Ok(&plan));
     for index in 0..plan.partitions.len() {
         let out = partitioner::dtgen::partition_tree(&tree, &plan, index).to_blob();
         // What we write, we can read back.

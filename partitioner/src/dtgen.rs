@@ -9,12 +9,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::manifest::ImageKind;
-use crate::plan::Plan;
+use amp_plan::binding as b;
+use amp_plan::{ImageKind, Plan};
+
 use crate::tree::{cells_value, number_cells, string_value, NodeId, Tree, ROOT};
 
-/// `compatible` of a link node.
-pub const LINK_COMPATIBLE: &str = "amp,shmem-link";
 /// PSCI 0.1 function IDs (the SMC64 CPU calls of PSCI 0.2 and later, which a
 /// 0.1 binding names explicitly): cpu_suspend, cpu_off, cpu_on, migrate.
 const PSCI_0_1_IDS: &[(&str, u32)] = &[
@@ -23,9 +22,6 @@ const PSCI_0_1_IDS: &[(&str, u32)] = &[
     ("cpu_on", 0xc400_0003),
     ("migrate", 0xc400_0005),
 ];
-
-/// `compatible` of a link window's `reserved-memory` node.
-pub const WINDOW_COMPATIBLE: &str = "amp,shmem-window";
 
 /// The IPv4 network of the `net` device on the plan's link `n`:
 /// 10.77.n.0/24 (the provider is .2, the other side .1), for the first 256
@@ -60,7 +56,7 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
         if keep.contains(&mpidr) {
             kept_phandles.extend(
                 t.prop(cpu, "phandle")
-                    .and_then(|v| crate::cells::read_cells(v, 1)),
+                    .and_then(|v| amp_plan::cells::read_cells(v, 1)),
             );
         } else {
             t.remove_node(cpu);
@@ -108,8 +104,8 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
         };
         let (rac, rsc) = (t.address_cells(rm), t.size_cells(rm));
         for (_, l) in &links {
-            let id = t.add_child(rm, &format!("amp-link@{:x}", l.base));
-            t.set_prop(id, "compatible", string_value(&[WINDOW_COMPATIBLE]));
+            let id = t.add_child(rm, &format!("{}@{:x}", b::WINDOW_NODE, l.base));
+            t.set_prop(id, "compatible", string_value(&[b::WINDOW_COMPATIBLE]));
             let cells: Vec<u32> = number_cells(l.base, rac)
                 .into_iter()
                 .chain(number_cells(l.size, rsc))
@@ -117,7 +113,7 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
             t.set_prop(id, "reg", cells_value(&cells));
             t.set_prop(id, "no-map", Vec::new());
         }
-        let holder = t.add_child(ROOT, "amp-links");
+        let holder = t.add_child(ROOT, b::LINKS_NODE);
         t.set_prop(holder, "#address-cells", cells_value(&[2]));
         t.set_prop(holder, "#size-cells", cells_value(&[2]));
         for &(link_index, l) in &links {
@@ -133,55 +129,51 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
                         .collect::<Vec<_>>(),
                 )
             };
-            t.set_prop(id, "compatible", string_value(&[LINK_COMPATIBLE]));
+            t.set_prop(id, "compatible", string_value(&[b::LINK_COMPATIBLE]));
             t.set_prop(id, "reg", u64s(&[l.base, l.size]));
-            t.set_prop(id, "amp,name", string_value(&[&l.name]));
+            t.set_prop(id, b::NAME, string_value(&[&l.name]));
             t.set_prop(
                 id,
-                "amp,peer",
+                b::PEER,
                 string_value(&[peer.map_or("", |p| p.name.as_str())]),
             );
             t.set_prop(
                 id,
-                "amp,role",
-                string_value(&[if host { "host" } else { "remote" }]),
+                b::ROLE,
+                string_value(&[if host { b::ROLE_HOST } else { b::ROLE_REMOTE }]),
             );
-            t.set_prop(id, "amp,doorbell", string_value(&[l.doorbell.as_str()]));
+            t.set_prop(id, b::DOORBELL, string_value(&[l.doorbell.as_str()]));
             if let Some(sgi) = l.sgi {
-                t.set_prop(id, "amp,sgi", cells_value(&[sgi]));
+                t.set_prop(id, b::SGI, cells_value(&[sgi]));
             }
-            t.set_prop(id, "amp,vrings", u64s(&[l.vring0, l.vring1]));
-            t.set_prop(id, "amp,buffers", u64s(&[l.buffers]));
-            t.set_prop(id, "amp,ring-entries", cells_value(&[l.ring_entries]));
-            t.set_prop(id, "amp,vring-align", cells_value(&[l.vring_align]));
-            t.set_prop(id, "amp,notify-ids", cells_value(&l.notify_ids));
+            t.set_prop(id, b::VRINGS, u64s(&[l.vring0, l.vring1]));
+            t.set_prop(id, b::BUFFERS, u64s(&[l.buffers]));
+            t.set_prop(id, b::RING_ENTRIES, cells_value(&[l.ring_entries]));
+            t.set_prop(id, b::VRING_ALIGN, cells_value(&[l.vring_align]));
+            t.set_prop(id, b::NOTIFY_IDS, cells_value(&l.notify_ids));
             for (kind, virtio_id, provider) in &l.devices {
                 let dev = t.add_child(id, kind);
                 t.set_prop(
                     dev,
                     "compatible",
-                    string_value(&[&format!("amp,avps-{kind}")]),
+                    string_value(&[&format!("{}{kind}", b::AVPS_COMPATIBLE_PREFIX)]),
                 );
-                t.set_prop(dev, "virtio,device-id", cells_value(&[*virtio_id]));
+                t.set_prop(dev, b::VIRTIO_DEVICE_ID, cells_value(&[*virtio_id]));
                 let name = plan
                     .partitions
                     .get(*provider as usize)
                     .map_or("", |p| p.name.as_str());
-                t.set_prop(dev, "amp,provider", string_value(&[name]));
+                t.set_prop(dev, b::PROVIDER, string_value(&[name]));
                 let role = if *provider as usize == index {
-                    "device"
+                    b::ROLE_DEVICE
                 } else {
-                    "driver"
+                    b::ROLE_DRIVER
                 };
-                t.set_prop(dev, "amp,role", string_value(&[role]));
+                t.set_prop(dev, b::ROLE, string_value(&[role]));
                 // Each link's network its own /24, the same on both sides.
                 if kind == "net" {
                     if let Some(subnet) = net_subnet(link_index) {
-                        t.set_prop(
-                            dev,
-                            "amp,ipv4-subnet",
-                            cells_value(&[subnet, NET_PREFIX_LEN]),
-                        );
+                        t.set_prop(dev, b::IPV4_SUBNET, cells_value(&[subnet, NET_PREFIX_LEN]));
                     }
                 }
             }
@@ -220,9 +212,9 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
 
     // /chosen.
     let chosen = t.add_child(ROOT, "chosen");
-    t.set_prop(chosen, "amp,partition", string_value(&[&part.name]));
+    t.set_prop(chosen, b::CHOSEN_PARTITION, string_value(&[&part.name]));
     let owned: Vec<&str> = part.devices.iter().map(String::as_str).collect();
-    t.set_prop(chosen, "amp,devices", string_value(&owned));
+    t.set_prop(chosen, b::CHOSEN_DEVICES, string_value(&owned));
     match &part.console {
         Some(c) => t.set_prop(chosen, "stdout-path", string_value(&[c])),
         None => t.remove_prop(chosen, "stdout-path"),
@@ -256,7 +248,7 @@ fn prune_cpu_map(t: &mut Tree, id: NodeId, kept: &[u64]) {
     }
     let leaf_gone = t
         .prop(id, "cpu")
-        .and_then(|v| crate::cells::read_cells(v, 1))
+        .and_then(|v| amp_plan::cells::read_cells(v, 1))
         .is_some_and(|p| !kept.contains(&p));
     let empty_container = t.prop(id, "cpu").is_none() && t.node(id).children.is_empty();
     if leaf_gone || (empty_container && t.node(id).name != "cpu-map") {

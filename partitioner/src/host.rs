@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use crate::diag::Diagnostic;
 use crate::manifest::Manifest;
-use crate::pack::{self, EntryKind};
 use crate::plan::Plan;
 use crate::rules::{self, Context, Images, Resolved};
 use crate::tree::Tree;
+use amp_plan::pack::{self, EntryKind};
 
 /// Image files in a folder.
 pub struct DirImages(pub PathBuf);
@@ -68,7 +68,7 @@ pub fn pack_firmware(
         std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
     };
     let mut files: Vec<(EntryKind, u32, Vec<u8>)> =
-        vec![(EntryKind::Plan, 0, crate::planfile::encode(plan))];
+        vec![(EntryKind::Plan, 0, amp_plan::format::encode(plan))];
     for (index, p) in plan.partitions.iter().enumerate() {
         if let Some(image) = &p.image {
             files.push((EntryKind::Image, index as u32, read(&image.path)?));

@@ -4,6 +4,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+pub use amp_plan::{Doorbell, ImageKind};
+
 use crate::diag::{Span, Spanned};
 
 /// A whole manifest.
@@ -76,42 +78,6 @@ impl MemoryRange {
     }
 }
 
-/// An enum whose variants have manifest spellings: `ALL` lists them, `as_str`
-/// gives a variant's.
-macro_rules! spelled {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant,)*
-        }
-
-        impl $name {
-            /// Every variant with its manifest spelling.
-            pub const ALL: &'static [(&'static str, $name)] = &[$(($text, $name::$variant),)*];
-
-            /// The manifest spelling.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)*
-                }
-            }
-        }
-    };
-}
-
-spelled! {
-    /// How an OS image is laid out and entered.
-    ImageKind {
-        /// An arm64 Linux `Image` (header with `text_offset`, `image_size`).
-        Linux = "linux",
-        /// An AArch64 ELF executable, placed by its program headers.
-        Elf = "elf",
-        /// A flat binary loaded and entered at `load-address`.
-        Raw = "raw",
-    }
-}
-
 /// A partition's image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -127,18 +93,6 @@ pub struct Image {
     pub load_address: Option<Spanned<u64>>,
     /// The whole `image` table.
     pub span: Span,
-}
-
-spelled! {
-    /// How one side of a link tells the other to look at the rings.
-    Doorbell {
-        /// No interrupt: the peer polls.
-        Poll = "poll",
-        /// An Arm software-generated interrupt to the peer's cores.
-        Sgi = "sgi",
-        /// A mailbox register.
-        Mailbox = "mailbox",
-    }
 }
 
 /// A shared-memory link between two partitions.

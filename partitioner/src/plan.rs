@@ -1,15 +1,17 @@
 //! The planner: places what the manifest leaves open (link windows, the ring and
 //! buffer layout inside each, notification IDs, where each image, initrd and
-//! device tree goes) deterministically, and produces the [`Plan`] the boot stage
-//! applies. Same manifest and tree in, same plan out.
+//! device tree goes) deterministically, and produces the [`Plan`] (the plan
+//! contract's type, `amp_plan`) the boot stage applies. Same manifest and tree in, same plan out.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::diag::{Code, Diagnostic};
-use crate::layout::{window_layout, RING_ENTRIES, VRING_ALIGN};
-use crate::manifest::{Doorbell, ImageKind, Manifest, AVPS_KINDS};
+use amp_plan::layout::{window_layout, RING_ENTRIES, VRING_ALIGN};
+pub use amp_plan::{Plan, PlannedImage, PlannedLink, PlannedPartition};
+
+use crate::manifest::{Doorbell, Manifest, AVPS_KINDS};
 use crate::rules::{Resolved, LINUX_ALIGN, PAGE};
 use crate::tree::Tree;
 
@@ -22,92 +24,6 @@ pub const DTB_ROOM: u64 = 0x20_0000;
 pub const WINDOW_LIMIT: u64 = 1 << 32;
 /// First SGI used for link doorbells (Linux keeps 0-7 for its own IPIs).
 pub const FIRST_DOORBELL_SGI: u32 = 8;
-
-/// The resolved partitioning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Board name.
-    pub board: String,
-    /// Partitions in manifest order.
-    pub partitions: Vec<PlannedPartition>,
-    /// Links in manifest order.
-    pub links: Vec<PlannedLink>,
-}
-
-/// One partition, placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedPartition {
-    /// Name.
-    pub name: String,
-    /// Cores as `(index under /cpus, MPIDR)`; the boot core first.
-    pub cores: Vec<(u32, u64)>,
-    /// Memory ranges `(base, size)`.
-    pub memory: Vec<(u64, u64)>,
-    /// Entry exception level.
-    pub entry_el: u8,
-    /// May power off or reset the whole board.
-    pub system_control: bool,
-    /// Owned device-tree nodes, by path.
-    pub devices: Vec<String>,
-    /// Console node path.
-    pub console: Option<String>,
-    /// Image placement, if the partition has an image.
-    pub image: Option<PlannedImage>,
-    /// Where its device tree is written.
-    pub dtb: u64,
-}
-
-/// Where an image goes and how it is entered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedImage {
-    /// Kind.
-    pub kind: ImageKind,
-    /// File path as the manifest wrote it.
-    pub path: String,
-    /// Load address (for ELF: the lowest segment).
-    pub load: u64,
-    /// Entry address.
-    pub entry: u64,
-    /// Bytes reserved from `load`.
-    pub size: u64,
-    /// Initramfs `(path, address, size)`.
-    pub initrd: Option<(String, u64, u64)>,
-    /// Kernel command line.
-    pub bootargs: String,
-}
-
-/// One link, placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedLink {
-    /// Name.
-    pub name: String,
-    /// Host side (owns the buffers) and remote side, as partition indexes.
-    pub host: u32,
-    /// Remote side.
-    pub remote: u32,
-    /// Window base.
-    pub base: u64,
-    /// Window size.
-    pub size: u64,
-    /// Doorbell kind.
-    pub doorbell: Doorbell,
-    /// SGI number for an `sgi` doorbell.
-    pub sgi: Option<u32>,
-    /// Vring 0 (host to remote) address.
-    pub vring0: u64,
-    /// Vring 1 (remote to host) address.
-    pub vring1: u64,
-    /// First rpmsg buffer.
-    pub buffers: u64,
-    /// Entries per vring.
-    pub ring_entries: u32,
-    /// Vring alignment.
-    pub vring_align: u32,
-    /// Notification IDs of vring 0 and 1, unique on the board.
-    pub notify_ids: [u32; 2],
-    /// AVPS devices: `(kind, virtio device ID, provider partition index)`.
-    pub devices: Vec<(String, u32, u32)>,
-}
 
 /// Builds the plan of a manifest that validated without errors.
 pub fn plan(

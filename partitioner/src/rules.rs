@@ -11,9 +11,9 @@ use alloc::vec::Vec;
 
 use crate::diag::{suggest, Code, Diagnostic, Span};
 use crate::elf::{Elf, ElfError};
-use crate::layout::{window_layout, BUFFER_SIZE, RING_ENTRIES};
 use crate::manifest::{ImageKind, Manifest, Partition, AVPS_KINDS};
 use crate::tree::{NodeId, Tree};
+use amp_plan::layout::{window_layout, BUFFER_SIZE, RING_ENTRIES};
 
 /// 4 KiB: the granule every range must respect.
 pub const PAGE: u64 = 0x1000;
@@ -100,7 +100,7 @@ pub fn board_cpus(tree: &Tree) -> Vec<(NodeId, u64)> {
         .children
         .iter()
         .filter(|&&c| tree.prop_str(c, "device_type") == Some("cpu"))
-        .filter_map(|&c| Some((c, crate::cells::read_cells(tree.prop(c, "reg")?, ac)?)))
+        .filter_map(|&c| Some((c, amp_plan::cells::read_cells(tree.prop(c, "reg")?, ac)?)))
         .collect()
 }
 

@@ -6,8 +6,8 @@ use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::cells::{cell_count, read_cells, reg_entries, translate};
-use crate::dt::{DtError, MAX_DEPTH};
+use amp_plan::cells::{cell_count, read_cells, reg_entries, translate};
+use amp_plan::dt::{DtError, MAX_DEPTH};
 
 /// Index of a node in its [`Tree`].
 pub type NodeId = usize;
@@ -55,13 +55,13 @@ impl Default for Tree {
 }
 
 impl Tree {
-    /// Reads a blob (checked as by [`crate::dt::DeviceTree::new`]).
+    /// Reads a blob (checked as by [`amp_plan::dt::DeviceTree::new`]).
     pub fn parse(blob: &[u8]) -> Result<Self, DtError> {
-        let dt = crate::dt::DeviceTree::new(blob)?;
+        let dt = amp_plan::dt::DeviceTree::new(blob)?;
         let mut tree = Tree {
             nodes: Vec::new(),
             reservations: reservations(blob),
-            boot_cpuid: crate::cells::read_cells(blob.get(28..32).unwrap_or(&[]), 1).unwrap_or(0)
+            boot_cpuid: amp_plan::cells::read_cells(blob.get(28..32).unwrap_or(&[]), 1).unwrap_or(0)
                 as u32,
             by_path: BTreeMap::new(),
             by_phandle: BTreeMap::new(),
@@ -90,7 +90,7 @@ impl Tree {
 
     fn copy_node(
         &mut self,
-        node: crate::dt::RawNode<'_>,
+        node: amp_plan::dt::RawNode<'_>,
         parent: Option<NodeId>,
         depth: usize,
     ) -> Result<NodeId, DtError> {
@@ -108,14 +108,14 @@ impl Tree {
             },
             parent,
             children: Vec::new(),
-            props: crate::dt::raw_props(node)
+            props: amp_plan::dt::raw_props(node)
                 .map(|(name, value)| Prop {
                     name: name.to_string(),
                     value: value.to_vec(),
                 })
                 .collect(),
         });
-        for child in crate::dt::raw_children(node) {
+        for child in amp_plan::dt::raw_children(node) {
             let c = self.copy_node(child, Some(id), depth + 1)?;
             self.nodes[id].children.push(c);
         }
@@ -452,7 +452,7 @@ impl Tree {
         let total = strings_off + strings.len();
         let mut blob = Vec::with_capacity(total);
         for v in [
-            crate::dt::FDT_MAGIC,
+            amp_plan::dt::FDT_MAGIC,
             total as u32,
             struct_off as u32,
             strings_off as u32,

@@ -1,11 +1,11 @@
-//! The boot stage's device-tree reader (`partitioner::dt`, the same code the
+//! The boot stage's device-tree reader (`amp_plan::dt`, the same code the
 //! firmware runs) agrees with `fdtget` on the real board trees: the files from
 //! Debian's arm64 kernel package as shipped, and QEMU virt's own tree.
 
 use std::path::Path;
 
+use amp_plan::dt::{DeviceTree, Located};
 use boards::{Board, DtbSource};
-use partitioner::dt::{DeviceTree, Located};
 use tests::qemu::Machine;
 use tests::{fdtget, Scratch};
 

@@ -39,8 +39,8 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     };
     let counters = || {
         (
-            read_counter(partitioner::layout::HEARTBEAT_OFFSET),
-            read_counter(partitioner::layout::ALARMS_OFFSET),
+            read_counter(amp_plan::layout::HEARTBEAT_OFFSET),
+            read_counter(amp_plan::layout::ALARMS_OFFSET),
         )
     };
     let (mut before, mut after) = ((0, 0), (0, 0));

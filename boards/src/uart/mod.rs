@@ -7,6 +7,8 @@ mod imx;
 mod mini;
 mod pl011;
 
+crate::mmio::register_block_at!(imx::ImxUart, mini::MiniUart, pl011::Pl011);
+
 pub use imx::ImxUart;
 pub use mini::MiniUart;
 pub use pl011::Pl011;
@@ -66,10 +68,10 @@ impl Console {
         // block, valid for 'static and not aliased by another driver.
         unsafe {
             match kind {
-                UartKind::Pl011 => Console::Pl011(&*(base as *const Pl011)),
-                UartKind::BcmMini => Console::BcmMini(&*(base as *const MiniUart)),
+                UartKind::Pl011 => Console::Pl011(Pl011::at(base)),
+                UartKind::BcmMini => Console::BcmMini(MiniUart::at(base)),
                 UartKind::Imx => {
-                    let uart = &*(base as *const ImxUart);
+                    let uart = ImxUart::at(base);
                     uart.enable_transmitter();
                     Console::Imx(uart)
                 }

@@ -244,14 +244,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             print!("{}", show::plan_text(&plan, loaded.boot_region));
             if let Some(out) = output {
-                let bytes = partitioner::planfile::encode(&plan);
+                let bytes = amp_plan::format::encode(&plan);
                 std::fs::write(&out, &bytes)
                     .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
                 println!(
                     "wrote {} ({} bytes, format version {})",
                     out.display(),
                     bytes.len(),
-                    partitioner::planfile::FORMAT_VERSION
+                    amp_plan::format::FORMAT_VERSION
                 );
             }
             Ok(ExitCode::SUCCESS)

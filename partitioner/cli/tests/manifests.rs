@@ -209,8 +209,8 @@ fn generated_device_trees_pass_dtc_and_hold_only_the_partitions_share() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let plan = partitioner::planfile::decode(&std::fs::read(&plan_file).unwrap())
-            .expect("plan decodes");
+        let plan =
+            amp_plan::format::decode(&std::fs::read(&plan_file).unwrap()).expect("plan decodes");
         for (index, part) in plan.partitions.iter().enumerate() {
             let dtb = scratch.0.join(format!("{}.dtb", part.name));
             let out = amp(&[
@@ -241,7 +241,7 @@ fn generated_device_trees_pass_dtc_and_hold_only_the_partitions_share() {
 
             // Cores and memory, read back with the fdt reader.
             let blob = std::fs::read(&dtb).unwrap();
-            let tree = partitioner::dt::DeviceTree::new(&blob).expect("fdt reads it");
+            let tree = amp_plan::dt::DeviceTree::new(&blob).expect("fdt reads it");
             let cores: Vec<u64> = tree.cpus().filter_map(|c| c.mpidr).collect();
             let mut expected: Vec<u64> = part.cores.iter().map(|c| c.1).collect();
             expected.sort();

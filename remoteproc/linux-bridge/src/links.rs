@@ -1,10 +1,16 @@
-//! The links a partition's device tree describes, read from the kernel's view
-//! of it (`/proc/device-tree/amp-links`), with the binding of
-//! `manifests/README.md`.
+//! The links a partition's device tree describes, read from the tree the
+//! kernel booted with (`/sys/firmware/fdt`) by the reader the other partitions
+//! use (`amp_plan::dt`), with the binding of `manifests/README.md`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// One `/amp-links/link@...` node.
+use amp_plan::dt::DeviceTree;
+use remoteproc::avps::net::Subnet;
+
+/// Where Linux shows the flattened device tree it was given.
+pub(crate) const FDT: &str = "/sys/firmware/fdt";
+
+/// One `/amp-links/link@...` node, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LinkNode {
     /// Link name.
@@ -24,133 +30,94 @@ pub(crate) struct LinkNode {
     /// AVPS devices: `(kind, provider)`.
     pub(crate) devices: Vec<(String, String)>,
     /// The network of the link's `net` device (`amp,ipv4-subnet`).
-    pub(crate) net_subnet: Option<remoteproc::avps::net::Subnet>,
+    pub(crate) net_subnet: Option<Subnet>,
 }
 
-fn string(dir: &Path, prop: &str) -> Option<String> {
-    let raw = std::fs::read(dir.join(prop)).ok()?;
-    let text = raw.split(|b| *b == 0).next()?;
-    String::from_utf8(text.to_vec()).ok()
+/// Every well-formed link in the device tree blob at `path` (normally
+/// [`FDT`]), and the names of the link nodes that were not; an error if the
+/// file is not a device tree.
+pub(crate) fn read(path: &Path) -> Result<(Vec<LinkNode>, Vec<String>), String> {
+    let blob = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&blob).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn u64s(dir: &Path, prop: &str) -> Option<Vec<u64>> {
-    let raw = std::fs::read(dir.join(prop)).ok()?;
-    (raw.len() % 8 == 0).then(|| {
-        raw.chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().unwrap()))
-            .collect()
-    })
-}
-
-fn u32_prop(dir: &Path, prop: &str) -> Option<u32> {
-    let raw = std::fs::read(dir.join(prop)).ok()?;
-    Some(u32::from_be_bytes(raw.get(..4)?.try_into().ok()?))
-}
-
-fn one(dir: &Path) -> Option<LinkNode> {
-    let reg = u64s(dir, "reg")?;
-    let vrings = u64s(dir, "amp,vrings")?;
-    let mut devices = Vec::new();
-    let mut net_subnet = None;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut children: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
-        children.sort();
-        for child in children {
-            if let (Some(c), Some(p)) =
-                (string(&child, "compatible"), string(&child, "amp,provider"))
-            {
-                if let Some(kind) = c.strip_prefix("amp,avps-") {
-                    if kind == "net" {
-                        net_subnet = subnet(&child);
-                    }
-                    devices.push((kind.to_string(), p));
-                }
-            }
-        }
-    }
-    Some(LinkNode {
-        name: string(dir, "amp,name")?,
-        window: (*reg.first()?, *reg.get(1)?),
-        host: string(dir, "amp,role")? == "host",
-        peer: string(dir, "amp,peer")?,
-        vrings: [*vrings.first()?, *vrings.get(1)?],
-        buffers: *u64s(dir, "amp,buffers")?.first()?,
-        ring_entries: u32_prop(dir, "amp,ring-entries")?,
-        devices,
-        net_subnet,
-    })
-}
-
-/// `amp,ipv4-subnet`: the network address and prefix length, one cell each.
-fn subnet(dir: &Path) -> Option<remoteproc::avps::net::Subnet> {
-    let raw = std::fs::read(dir.join("amp,ipv4-subnet")).ok()?;
-    let addr: [u8; 4] = raw.get(..4)?.try_into().ok()?;
-    let len = u32::from_be_bytes(raw.get(4..8)?.try_into().ok()?);
-    Some(remoteproc::avps::net::Subnet {
-        addr,
-        prefix_len: u8::try_from(len).ok().filter(|l| *l <= 30)?,
-    })
-}
-
-/// Every well-formed link under `root` (normally `/proc/device-tree`), and the
-/// names of the nodes that were not.
-pub(crate) fn read(root: &Path) -> (Vec<LinkNode>, Vec<String>) {
+/// The links of a device tree blob, and the names of malformed link nodes.
+fn parse(blob: &[u8]) -> Result<(Vec<LinkNode>, Vec<String>), &'static str> {
+    let tree = DeviceTree::new(blob).map_err(|e| e.as_str())?;
     let (mut good, mut bad) = (Vec::new(), Vec::new());
-    let Ok(entries) = std::fs::read_dir(root.join("amp-links")) else {
-        return (good, bad);
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
-        match one(&dir) {
-            Some(l) => good.push(l),
-            None => bad.push(
-                dir.file_name()
-                    .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
-            ),
+    for node in tree.link_nodes() {
+        match node {
+            Ok(l) => good.push(LinkNode {
+                name: l.name.to_string(),
+                window: l.window,
+                host: l.host,
+                peer: l.peer.to_string(),
+                vrings: l.vrings,
+                buffers: l.buffers,
+                ring_entries: l.ring_entries,
+                devices: l
+                    .devices()
+                    .map(|(kind, provider)| (kind.to_string(), provider.to_string()))
+                    .collect(),
+                net_subnet: l
+                    .net_subnet()
+                    .map(|(addr, prefix_len)| Subnet { addr, prefix_len }),
+            }),
+            Err(name) => bad.push(match name.unit_address {
+                Some(unit) => format!("{}@{unit}", name.name),
+                None => name.name.to_string(),
+            }),
         }
     }
-    (good, bad)
+    Ok((good, bad))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amp_plan::{Doorbell, Plan, PlannedLink, PlannedPartition};
+    use partitioner::tree::Tree;
 
-    fn write(dir: &Path, name: &str, bytes: &[u8]) {
-        std::fs::write(dir.join(name), bytes).unwrap();
+    fn partition(name: &str) -> PlannedPartition {
+        PlannedPartition {
+            name: name.into(),
+            cores: vec![],
+            memory: vec![],
+            entry_el: 1,
+            system_control: false,
+            devices: vec![],
+            console: None,
+            image: None,
+            dtb: 0,
+        }
     }
 
     #[test]
     fn reads_the_binding_as_dtgen_writes_it() {
-        let root = std::env::temp_dir().join(format!("bridge-dt-{}", std::process::id()));
-        let link = root.join("amp-links/link@7ef00000");
-        let console = link.join("console");
-        std::fs::create_dir_all(&console).unwrap();
-        let be = |v: &[u64]| v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
-        write(&link, "reg", &be(&[0x7ef0_0000, 0x10_0000]));
-        write(&link, "amp,name", b"linux-rtos\0");
-        write(&link, "amp,role", b"host\0");
-        write(&link, "amp,peer", b"rtos\0");
-        write(&link, "amp,vrings", &be(&[0x7ef0_1000, 0x7ef0_4000]));
-        write(&link, "amp,buffers", &be(&[0x7ef0_7000]));
-        write(&link, "amp,ring-entries", &256u32.to_be_bytes());
-        write(&console, "compatible", b"amp,avps-console\0");
-        write(&console, "amp,provider", b"rtos\0");
-        let net = link.join("net");
-        std::fs::create_dir_all(&net).unwrap();
-        write(&net, "compatible", b"amp,avps-net\0");
-        write(&net, "amp,provider", b"rtos\0");
-        write(&net, "amp,ipv4-subnet", &[10, 77, 3, 0, 0, 0, 0, 24]);
-        std::fs::create_dir_all(root.join("amp-links/link@broken")).unwrap();
-        let (links, bad) = read(&root);
-        std::fs::remove_dir_all(&root).unwrap();
+        let plan = Plan {
+            board: "qemu-virt".into(),
+            partitions: vec![partition("linux"), partition("rtos")],
+            links: vec![PlannedLink {
+                name: "linux-rtos".into(),
+                host: 0,
+                remote: 1,
+                base: 0x7ef0_0000,
+                size: 0x10_0000,
+                doorbell: Doorbell::Poll,
+                sgi: None,
+                vring0: 0x7ef0_1000,
+                vring1: 0x7ef0_4000,
+                buffers: 0x7ef0_7000,
+                ring_entries: 256,
+                vring_align: 0x1000,
+                notify_ids: [0, 1],
+                devices: vec![("console".into(), 3, 1), ("net".into(), 1, 1)],
+            }],
+        };
+        let mut tree = partitioner::dtgen::partition_tree(&Tree::new(), &plan, 0);
+        let holder = tree.find("/amp-links").expect("dtgen writes /amp-links");
+        tree.add_child(holder, "link@broken");
+        let (links, bad) = parse(&tree.to_blob()).unwrap();
         assert_eq!(bad, ["link@broken"]);
         assert_eq!(links.len(), 1);
         let l = &links[0];
@@ -169,11 +136,17 @@ mod tests {
                 ("net".to_string(), "rtos".to_string())
             ]
         );
+        // The first link's network: 10.77.0.0/24.
         let subnet = l.net_subnet.unwrap();
         assert_eq!(
             (subnet.user(), subnet.provider()),
-            ([10, 77, 3, 1], [10, 77, 3, 2])
+            ([10, 77, 0, 1], [10, 77, 0, 2])
         );
         assert_eq!(subnet.mask(), [255, 255, 255, 0]);
+    }
+
+    #[test]
+    fn says_when_the_file_is_no_device_tree() {
+        assert!(parse(b"not a tree").is_err());
     }
 }

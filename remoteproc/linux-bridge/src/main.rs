@@ -1,7 +1,8 @@
 //! `avps-bridge`: the Linux end of a partition's shared-memory links, on an
 //! unmodified distribution kernel (no rpmsg or UIO drivers needed).
 //!
-//! It finds the links in `/proc/device-tree/amp-links`, maps each window
+//! It finds the links in the device tree the kernel booted with
+//! (`/sys/firmware/fdt`, under `/amp-links`), maps each window
 //! through `/dev/mem` (the windows lie outside Linux's memory, which a
 //! `STRICT_DEVMEM` kernel allows), speaks rpmsg as the host side, and exposes
 //! each AVPS console as a pseudo-terminal at `/dev/avps/<link>/console` and
@@ -26,11 +27,11 @@ use shmem::doorbell::Polling;
 use shmem::Window;
 
 const USAGE: &str = "\
-usage: avps-bridge [DT-ROOT]
+usage: avps-bridge [DTB]
        avps-bridge echo [ADDRESS:PORT] [BYTES]
 
-Serves the shared-memory links that the device tree at DT-ROOT (default
-/proc/device-tree) describes under /amp-links: each AVPS console appears at
+Serves the shared-memory links that the flattened device tree DTB (default
+/sys/firmware/fdt) describes under /amp-links: each AVPS console appears at
 /dev/avps/<link>/console, each AVPS network device as a TAP interface
 (avps0, avps1, ...) with host address 1 on the link's network (its device
 tree's amp,ipv4-subnet: 10.77.0.1/24 on the first link); the provider is
@@ -40,10 +41,9 @@ Needs /dev/mem and, for network devices, the tun module.
 `echo` sends BYTES (default 1048576) of test data through a TCP echo service
 (default 10.77.0.2:7) and checks that the same bytes come back.
 ";
-/// Where the window layout keeps the resource table and the epochs
-/// (partitioner::layout: TABLE_OFFSET, EPOCH_OFFSET).
-const TABLE_OFFSET: usize = 0;
-const EPOCH_OFFSET: usize = 0x800;
+/// Where the window layout keeps the resource table and the epochs.
+const TABLE_OFFSET: usize = amp_plan::layout::TABLE_OFFSET as usize;
+const EPOCH_OFFSET: usize = amp_plan::layout::EPOCH_OFFSET as usize;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 /// How long the bridge keeps polling its links after the last message
@@ -238,16 +238,18 @@ fn main() {
         }
         _ => {}
     }
-    let root = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "/proc/device-tree".into());
-    let (nodes, bad) = links::read(Path::new(&root));
+    let root = args.first().cloned().unwrap_or_else(|| links::FDT.into());
+    let (nodes, bad) = links::read(Path::new(&root)).unwrap_or_else(|e| {
+        log(format_args!("{e}"));
+        Default::default()
+    });
     for b in &bad {
         log(format_args!("{b}: not a well-formed link node, ignored"));
     }
     if nodes.is_empty() {
-        log(format_args!("no links in {root}/amp-links; nothing to do"));
+        log(format_args!(
+            "no links under /amp-links in {root}; nothing to do"
+        ));
         return;
     }
     let mut maps = Vec::new();

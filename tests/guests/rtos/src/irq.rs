@@ -22,9 +22,9 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use boards::gic::{cpu, Gicv3Distributor, Gicv3Redistributor};
+use amp_plan::dt::DeviceTree;
+use boards::gic::{self, cpu, Gicv3Distributor, Gicv3Redistributor};
 use boards::rtc::Pl031;
-use partitioner::dt::DeviceTree;
 use shmem::doorbell::{Doorbell, Gicv3Sgi, SystemSgiRegister};
 
 /// Seconds between two alarms.
@@ -82,18 +82,22 @@ impl Interrupts {
     /// PL031 on a GICv3 board and runs at EL1; otherwise says why not.
     pub(crate) fn start(tree: &DeviceTree<'_>, me: u64) -> Result<Self, &'static str> {
         let (rtc_base, rtc_spi) = tree
-            .chosen_list("amp,devices")
+            .owned_devices()
             .filter_map(|path| {
                 let node = tree.locate_path(path)?;
                 node.compatibles().any(|c| c == "arm,pl031").then_some(())?;
                 let base = usize::try_from(node.reg()?.base).ok()?;
-                Some((base, *tree.spis(path).first()?))
+                let spi = tree
+                    .gic_interrupts(path)
+                    .iter()
+                    .find_map(|s| gic::spi_id(s))?;
+                Some((base, spi))
             })
             .next()
             .ok_or("no PL031 RTC among this partition's devices")?;
         let ic = tree
             .interrupt_controller()
-            .filter(|ic| ic.compatible() == Some("arm,gic-v3"))
+            .filter(|ic| gic::Version::from_compatibles(ic.compatibles()) == Some(gic::Version::V3))
             .ok_or("no GICv3")?;
         if current_el() != 1 {
             return Err("interrupts are only set up at EL1");
@@ -111,7 +115,7 @@ impl Interrupts {
             (
                 Gicv3Redistributor::find(gicr.base as usize, gicr.size as usize, me)
                     .ok_or("no redistributor for this core")?,
-                &*(gicd_base as *const Gicv3Distributor),
+                Gicv3Distributor::at(gicd_base),
             )
         };
         // SAFETY: the vectors are 2 KiB aligned in this image (start.s);

@@ -2,11 +2,10 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use aarch64_cpu::registers::{Readable, MPIDR_EL1};
+use amp_plan::dt::{DeviceTree, LinkNode};
+use amp_plan::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
 use boards::power::Conduit;
 use boards::uart::{Console, UartKind};
-use partitioner::dt::{DeviceTree, LinkNode};
-use partitioner::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFSET};
 use remoteproc::avps::net;
 use remoteproc::avps::session::{DeviceEnd, Devices, Placement, Polled, Received, Session};
 use shmem::doorbell::Polling;
@@ -95,14 +94,14 @@ fn now() -> smoltcp::time::Instant {
 }
 
 fn own_mpidr() -> u64 {
-    MPIDR_EL1.get() & 0xff_00ff_ffff
+    boards::mmio::own_affinity()
 }
 
 fn device_tree(addr: usize) -> Option<DeviceTree<'static>> {
     // SAFETY: the boot stage wrote our device tree at x0, in our memory, and
     // nothing writes it afterwards; its header gives its size.
     let header = unsafe { core::ptr::read_volatile(addr as *const [u8; 8]) };
-    let size = partitioner::dt::total_size(&header).filter(|s| *s <= 2 << 20)?;
+    let size = amp_plan::dt::total_size(&header).filter(|s| *s <= 2 << 20)?;
     // SAFETY: as above, for the whole tree.
     DeviceTree::new(unsafe { core::slice::from_raw_parts(addr as *const u8, size) }).ok()
 }
@@ -110,7 +109,7 @@ fn device_tree(addr: usize) -> Option<DeviceTree<'static>> {
 #[no_mangle]
 extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
     let Some(tree) = device_tree(dtb) else { halt() };
-    let name = tree.chosen("amp,partition").unwrap_or("rtos");
+    let name = tree.partition_name().unwrap_or("rtos");
     let console = tree.stdout().and_then(|n| {
         let kind = UartKind::from_compatibles(n.compatibles())?;
         let base = usize::try_from(n.reg()?.base).ok()?;
@@ -182,14 +181,21 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
     // Where the boot stage routed our devices' interrupts (GICv3 boards).
     let gicd = tree
         .interrupt_controller()
-        .filter(|ic| ic.compatible() == Some("arm,gic-v3"))
+        .filter(|ic| {
+            boards::gic::Version::from_compatibles(ic.compatibles())
+                == Some(boards::gic::Version::V3)
+        })
         .and_then(|ic| usize::try_from(ic.reg()?.base).ok());
-    for path in tree.chosen_list("amp,devices") {
-        for intid in tree.spis(path) {
+    for path in tree.owned_devices() {
+        for intid in tree
+            .gic_interrupts(path)
+            .iter()
+            .filter_map(|s| boards::gic::spi_id(s))
+        {
             let Some(base) = gicd else { continue };
             // SAFETY: our device tree names this GICv3 distributor; reading a
             // routing register has no side effect.
-            let d = unsafe { &*(base as *const boards::gic::Gicv3Distributor) };
+            let d = unsafe { boards::gic::Gicv3Distributor::at(base) };
             let _ = uwriteln!(
                 log,
                 "device {}: interrupt {} routed to core {:#x}",
@@ -265,7 +271,7 @@ fn next(x: &mut u64) -> u64 {
 }
 
 fn checksum(bytes: &[u8]) -> u32 {
-    partitioner::planfile::crc32(bytes)
+    amp_plan::crc32(bytes)
 }
 
 /// Passes with nothing moving on any link before the partition naps, and how

@@ -1,5 +1,5 @@
 //! Device-tree cell arithmetic shared by the borrowing reader ([`crate::dt`]) and
-//! the owned tree ([`crate::tree`]): big-endian cells and `ranges` translation.
+//! the planner's owned tree: big-endian cells and `ranges` translation.
 
 /// Reads `cells` big-endian 32-bit cells from the start of `bytes` as one
 /// number. Values wider than 64 bits (a non-zero upper cell) read as `None`.

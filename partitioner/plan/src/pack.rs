@@ -19,7 +19,7 @@
 
 use alloc::vec::Vec;
 
-use crate::planfile::crc32;
+use crate::crc32;
 
 /// First bytes of the table of contents.
 pub const PACK_MAGIC: [u8; 8] = *b"AMPPACK\0";

@@ -12,6 +12,7 @@ pub use fdt::nodes::NodeName;
 use fdt::parsing::{unaligned::UnalignedParser, NoPanic};
 use fdt::Fdt;
 
+use crate::binding as b;
 use crate::cells::{cell_count, read_cells, reg_entries, translate};
 
 type Mode<'a> = (UnalignedParser<'a>, NoPanic);
@@ -381,9 +382,12 @@ impl<'a> LinkNode<'a> {
     /// address and prefix length.
     pub fn net_subnet(&self) -> Option<([u8; 4], u8)> {
         children(self.node)
-            .filter(|d| str_prop(*d, "compatible") == Some("amp,avps-net"))
+            .filter(|d| {
+                str_prop(*d, "compatible").and_then(|c| c.strip_prefix(b::AVPS_COMPATIBLE_PREFIX))
+                    == Some("net")
+            })
             .find_map(|d| {
-                let v = prop(d, "amp,ipv4-subnet")?;
+                let v = prop(d, b::IPV4_SUBNET)?;
                 let addr = read_cells(v, 1)? as u32;
                 let len = read_cells(v.get(4..)?, 1)?;
                 Some((
@@ -396,14 +400,24 @@ impl<'a> LinkNode<'a> {
     /// The AVPS devices on the link: `(kind, provider partition)`.
     pub fn devices(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
         children(self.node).filter_map(|d| {
-            let kind = str_prop(d, "compatible")?.strip_prefix("amp,avps-")?;
-            Some((kind, str_prop(d, "amp,provider")?))
+            let kind = str_prop(d, "compatible")?.strip_prefix(b::AVPS_COMPATIBLE_PREFIX)?;
+            Some((kind, str_prop(d, b::PROVIDER)?))
         })
     }
 }
 
 impl<'a> DeviceTree<'a> {
-    /// A `/chosen` string property (`amp,partition`, `bootargs`, ...).
+    /// This partition's name (`/chosen/amp,partition`).
+    pub fn partition_name(&self) -> Option<&'a str> {
+        self.chosen(b::CHOSEN_PARTITION)
+    }
+
+    /// The paths of the devices this partition owns (`/chosen/amp,devices`).
+    pub fn owned_devices(&self) -> impl Iterator<Item = &'a str> {
+        self.chosen_list(b::CHOSEN_DEVICES)
+    }
+
+    /// A `/chosen` string property (`bootargs`, ...).
     pub fn chosen(&self, name: &str) -> Option<&'a str> {
         str_prop(self.fdt.find_node("/chosen").ok().flatten()?, name)
     }
@@ -421,59 +435,77 @@ impl<'a> DeviceTree<'a> {
             .flat_map(move |n| strings(n, name))
     }
 
-    /// The GIC shared peripheral interrupts (as interrupt IDs, 32 and up) of the
-    /// node at `path`, read from its three-cell `interrupts`.
-    pub fn spis(&self, path: &str) -> heapless::Vec<u32, 8> {
+    /// The three-cell interrupt specifiers (the GIC binding's width) in the
+    /// `interrupts` of the node at `path`, as the tree writes them; the
+    /// interrupt controller's binding says what they mean (for a GIC,
+    /// `boards::gic::spi_id`).
+    pub fn gic_interrupts(&self, path: &str) -> heapless::Vec<[u32; 3], 8> {
         let mut out = heapless::Vec::new();
         let cells = self
             .locate_path(path)
             .and_then(|l| prop(l.node(), "interrupts"))
             .unwrap_or(&[]);
         for spec in cells.chunks_exact(12) {
-            let (kind, number) = (read_cells(&spec[..4], 1), read_cells(&spec[4..8], 1));
-            if let (Some(0), Some(n)) = (kind, number) {
-                let _ = out.push(n as u32 + 32);
-            }
+            let cell = |i: usize| read_cells(&spec[4 * i..], 1).map_or(u32::MAX, |v| v as u32);
+            let _ = out.push([cell(0), cell(1), cell(2)]);
         }
         out
     }
 
     /// The partition's links, from `/amp-links`; malformed nodes are skipped.
     pub fn links(&self) -> impl Iterator<Item = LinkNode<'a>> {
-        let holder = self.fdt.find_node("/amp-links").ok().flatten();
-        holder.into_iter().flat_map(children).filter_map(|n| {
-            let reg = prop(n, "reg")?;
-            let vrings = prop(n, "amp,vrings")?;
-            Some(LinkNode {
-                name: str_prop(n, "amp,name")?,
-                window: (read_cells(reg, 2)?, read_cells(reg.get(8..)?, 2)?),
-                host: str_prop(n, "amp,role")? == "host",
-                peer: str_prop(n, "amp,peer")?,
-                doorbell: str_prop(n, "amp,doorbell").unwrap_or("poll"),
-                sgi: prop(n, "amp,sgi")
-                    .and_then(|v| read_cells(v, 1))
-                    .map(|v| v as u32),
-                vrings: [read_cells(vrings, 2)?, read_cells(vrings.get(8..)?, 2)?],
-                buffers: read_cells(prop(n, "amp,buffers")?, 2)?,
-                ring_entries: read_cells(prop(n, "amp,ring-entries")?, 1)? as u32,
-                node: n,
+        self.link_nodes().filter_map(Result::ok)
+    }
+
+    /// Every node under `/amp-links`: a link, or the name of a node that is
+    /// not a well-formed one.
+    pub fn link_nodes(&self) -> impl Iterator<Item = Result<LinkNode<'a>, NodeName<'a>>> {
+        let holder = self
+            .root()
+            .and_then(|r| children(r).find(|c| c.name().is_ok_and(|n| n.name == b::LINKS_NODE)));
+        holder
+            .into_iter()
+            .flat_map(children)
+            .filter_map(|n| match link(n) {
+                Some(l) => Some(Ok(l)),
+                None => n.name().ok().map(Err),
             })
-        })
     }
 }
 
-/// A node of the underlying reader, for [`crate::tree`] to copy from.
-pub(crate) type RawNode<'a> = Node<'a>;
+/// A link node, if every property the binding requires is there.
+fn link(n: Node<'_>) -> Option<LinkNode<'_>> {
+    let reg = prop(n, "reg")?;
+    let vrings = prop(n, b::VRINGS)?;
+    Some(LinkNode {
+        name: str_prop(n, b::NAME)?,
+        window: (read_cells(reg, 2)?, read_cells(reg.get(8..)?, 2)?),
+        host: str_prop(n, b::ROLE)? == b::ROLE_HOST,
+        peer: str_prop(n, b::PEER)?,
+        doorbell: str_prop(n, b::DOORBELL).unwrap_or("poll"),
+        sgi: prop(n, b::SGI)
+            .and_then(|v| read_cells(v, 1))
+            .map(|v| v as u32),
+        vrings: [read_cells(vrings, 2)?, read_cells(vrings.get(8..)?, 2)?],
+        buffers: read_cells(prop(n, b::BUFFERS)?, 2)?,
+        ring_entries: read_cells(prop(n, b::RING_ENTRIES)?, 1)? as u32,
+        node: n,
+    })
+}
+
+/// A node of the underlying reader, for an owned tree (the planner's) to copy
+/// the whole tree from.
+pub type RawNode<'a> = Node<'a>;
 
 impl<'a> DeviceTree<'a> {
-    /// The root node, for [`crate::tree`].
-    pub(crate) fn raw_root(&self) -> Option<RawNode<'a>> {
+    /// The root node, to copy the tree from.
+    pub fn raw_root(&self) -> Option<RawNode<'a>> {
         self.root()
     }
 }
 
 /// A node's properties as `(name, value)`, up to the first that does not parse.
-pub(crate) fn raw_props<'a>(node: RawNode<'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+pub fn raw_props<'a>(node: RawNode<'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
     // Stop at an error: the reader does not advance past a bad entry, so
     // skipping it would yield the same error forever.
     node.properties()
@@ -484,7 +516,7 @@ pub(crate) fn raw_props<'a>(node: RawNode<'a>) -> impl Iterator<Item = (&'a str,
 }
 
 /// A node's children, up to the first that does not parse.
-pub(crate) fn raw_children<'a>(node: RawNode<'a>) -> impl Iterator<Item = RawNode<'a>> {
+pub fn raw_children<'a>(node: RawNode<'a>) -> impl Iterator<Item = RawNode<'a>> {
     children(node)
 }
 
