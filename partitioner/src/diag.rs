@@ -90,6 +90,7 @@ codes! {
     WindowOverlap = "P0405": "two link windows overlap",
     UnknownAvpsKind = "P0406": "AVPS device kind unknown or not carried over a link",
     ProviderNotOnLink = "P0407": "AVPS device provided by a partition not on the link",
+    AvpsNotServed = "P0408": "AVPS device that no partition serves yet",
     ImageMissing = "P0501": "image or initrd file missing",
     ImageKind = "P0502": "image is not what its kind says",
     ImageDoesNotFit = "P0503": "image does not fit the partition's memory",

@@ -694,7 +694,33 @@ impl Validator<'_, '_> {
                         help,
                     ));
                 }
-                if !names.iter().any(|n| n.value == dev.provider.value) {
+                let on_link = names.iter().any(|n| n.value == dev.provider.value);
+                let known = AVPS_KINDS.iter().any(|(k, _)| *k == dev.kind.value);
+                if on_link && known {
+                    let is_linux = |name: &str| {
+                        self.m.partitions.iter().any(|p| {
+                            p.name.value == name
+                                && p.image.as_ref().is_some_and(|i| {
+                                    i.kind.value == crate::manifest::ImageKind::Linux
+                                })
+                        })
+                    };
+                    let user = names.iter().find(|n| n.value != dev.provider.value);
+                    let provider_linux = is_linux(&dev.provider.value);
+                    let user_linux = user.is_some_and(|u| is_linux(&u.value));
+                    if !served(&dev.kind.value, provider_linux, user_linux) {
+                        found.push(Diagnostic::new(
+                            Code::AvpsNotServed,
+                            dev.kind.span,
+                            format!(
+                                "nothing serves AVPS {} provided by `{}` on link `{}` yet: the integrator would get a device that never answers",
+                                dev.kind.value, dev.provider.value, l.name.value
+                            ),
+                            format!("served today: {SERVED}; remove this device until its kind is served"),
+                        ));
+                    }
+                }
+                if !on_link {
                     found.push(Diagnostic::new(
                         Code::ProviderNotOnLink,
                         dev.provider.span,
@@ -906,5 +932,21 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Result<ImageFacts, Diagn
                 initrd_len: 0,
             })
         }
+    }
+}
+
+/// What the partitions can serve today, as the diagnostic says it.
+const SERVED: &str = "a console provided by a non-Linux partition, and a network device \
+     provided by one to a Linux partition (the demo RTOS implements both)";
+
+/// Whether an AVPS device of `kind` is served when its provider is (or is
+/// not) a Linux partition and its user is (or is not) one: the demo RTOS
+/// provides console and net, the Linux bridge uses them (a pty and a TAP
+/// interface), and an RTOS prints the console of another.
+fn served(kind: &str, provider_linux: bool, user_linux: bool) -> bool {
+    match kind {
+        "console" => !provider_linux,
+        "net" => !provider_linux && user_linux,
+        _ => false,
     }
 }
