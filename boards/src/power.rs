@@ -140,6 +140,54 @@ pub unsafe fn spin_table_release(release_addr: u64, entry: u64) {
     unsafe { core::arch::asm!("sev") };
 }
 
+/// How a secondary core is started: PSCI `CPU_ON`, or the spin table's
+/// release address (`cpu-release-addr`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreStart {
+    /// `CPU_ON` through this conduit.
+    Psci(Conduit),
+    /// The core waits on a spin table at this release address.
+    SpinTable(u64),
+}
+
+/// Starts core `mpidr` at `entry` with `x0 = arg`, the one routine the boot
+/// stage and partitions share. A spin-table core takes no argument, so it is
+/// released into a trampoline (see [`trampoline`]) written at `trampoline_at`.
+/// Returns whether the core was started (PSCI may refuse).
+///
+/// # Safety
+///
+/// `entry` is code that expects `x0 = arg` and may run on that core with the
+/// caller's memory; the core is not running. For a spin table, the release
+/// address is the core's own from the device tree, and `trampoline_at` is 32
+/// bytes of memory that core may execute and nothing else uses.
+#[cfg(target_arch = "aarch64")]
+pub unsafe fn start_core(
+    how: CoreStart,
+    mpidr: u64,
+    entry: u64,
+    arg: u64,
+    trampoline_at: u64,
+) -> bool {
+    match how {
+        // SAFETY: the caller's contract is `psci_cpu_on`'s.
+        CoreStart::Psci(conduit) => unsafe { psci_cpu_on(conduit, mpidr, entry, arg) }.is_ok(),
+        CoreStart::SpinTable(release) => {
+            let code = trampoline(arg, entry);
+            // SAFETY: the caller gives us the 32 bytes at `trampoline_at`; the
+            // code is written whole and made visible to instruction fetch
+            // before the core is released into it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(code.as_ptr(), trampoline_at as *mut u8, code.len());
+                crate::cache::clean_invalidate(trampoline_at as usize, code.len());
+                core::arch::asm!("ic iallu", "dsb sy", "isb");
+                spin_table_release(release, trampoline_at);
+            }
+            true
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

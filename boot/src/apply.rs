@@ -141,32 +141,20 @@ pub(crate) fn apply(con: &mut Console, work: Work) -> ! {
             mpidr,
             entry
         );
-        let started = match (conduit, release) {
-            // SAFETY: `entry` is the entry of the image just placed whole in that
-            // partition's memory, which expects x0 = its device tree; the core
-            // is one the plan gives that partition and has not been started.
-            (Some(conduit), _) => {
-                unsafe { boards::power::psci_cpu_on(conduit, mpidr, entry, dtb) }.is_ok()
-            }
-            (None, Some(release)) => {
-                // The spin table passes no argument: enter through a trampoline
-                // that loads x0 = device tree, at the end of the room the plan
-                // keeps for the tree, inside the partition's memory.
-                let at = trampoline;
-                let code = boards::power::trampoline(dtb, entry);
-                // SAFETY: `at` lies in the partition's DTB room, past its tree
-                // (checked to fit), in memory the plan gives the partition; the
-                // release address is the core's own, from the device tree.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(code.as_ptr(), at as *mut u8, code.len());
-                    boards::cache::clean_invalidate(at as usize, code.len());
-                    core::arch::asm!("ic iallu", "dsb sy", "isb");
-                    boards::power::spin_table_release(release, at);
-                }
-                true
-            }
-            (None, None) => false,
+        let how = match (conduit, release) {
+            (Some(conduit), _) => Some(boards::power::CoreStart::Psci(conduit)),
+            (None, Some(release)) => Some(boards::power::CoreStart::SpinTable(release)),
+            (None, None) => None,
         };
+        // SAFETY: `entry` is the entry of the image just placed whole in that
+        // partition's memory, which expects x0 = its device tree; the core is
+        // one the plan gives that partition and has not been started. A
+        // spin-table core enters through a trampoline at the end of the room
+        // the plan keeps for the tree (checked to fit), inside the
+        // partition's memory; the release address is the core's own.
+        let started = how.is_some_and(|how| unsafe {
+            boards::power::start_core(how, mpidr, entry, dtb, trampoline)
+        });
         if !started {
             let _ = uwriteln!(con, "boot stage: core {:#x} did not start", mpidr);
         }

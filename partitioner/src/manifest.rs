@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-pub use amp_plan::{Doorbell, ImageKind};
+pub use amp_plan::{DoorbellKind, ImageKind};
 
 use crate::diag::{Span, Spanned};
 
@@ -16,7 +16,7 @@ pub struct Manifest {
     /// Partitions in the order written.
     pub partitions: Vec<Partition>,
     /// Shared-memory links in the order written.
-    pub links: Vec<Link>,
+    pub links: Vec<ManifestLink>,
 }
 
 /// One operating system's share of the board.
@@ -97,7 +97,7 @@ pub struct Image {
 
 /// A shared-memory link between two partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
+pub struct ManifestLink {
     /// Name, unique in the manifest.
     pub name: Spanned<String>,
     /// The whole `[[link]]` table.
@@ -109,8 +109,8 @@ pub struct Link {
     pub size: Spanned<u64>,
     /// Window base, placed by the planner when absent.
     pub base: Option<Spanned<u64>>,
-    /// Doorbell kind (default: poll).
-    pub doorbell: Option<Spanned<Doorbell>>,
+    /// DoorbellKind kind (default: poll).
+    pub doorbell: Option<Spanned<DoorbellKind>>,
     /// AVPS virtio devices carried over the link.
     pub devices: Vec<AvpsDevice>,
 }

@@ -11,7 +11,8 @@ use toml_span::value::{Table, Value, ValueInner};
 
 use crate::diag::{suggest, Code, Diagnostic, Span, Spanned};
 use crate::manifest::{
-    parse_size, AvpsDevice, Doorbell, Image, ImageKind, Link, Manifest, MemoryRange, Partition,
+    parse_size, AvpsDevice, DoorbellKind, Image, ImageKind, Manifest, ManifestLink, MemoryRange,
+    Partition,
 };
 
 const ROOT_KEYS: &[&str] = &["board", "partition", "link"];
@@ -417,7 +418,7 @@ impl Reader {
         })
     }
 
-    fn link(&mut self, v: &Value<'_>) -> Option<Link> {
+    fn link(&mut self, v: &Value<'_>) -> Option<ManifestLink> {
         let f = self.fields(v, "a link", LINK_KEYS)?;
         let name = self
             .required(&f, "name", "\"linux-rtos\"")
@@ -459,7 +460,7 @@ impl Reader {
         let doorbell = f
             .table
             .get("doorbell")
-            .and_then(|v| self.choice(v, "doorbell", Doorbell::ALL));
+            .and_then(|v| self.choice(v, "doorbell", DoorbellKind::ALL));
         let mut devices = Vec::new();
         if let Some(v) = f.table.get("devices") {
             for d in self.array(v, "`devices`").unwrap_or(&[]) {
@@ -480,7 +481,7 @@ impl Reader {
                 }
             }
         }
-        Some(Link {
+        Some(ManifestLink {
             name: name?,
             span: f.span,
             between: between?,

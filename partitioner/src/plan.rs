@@ -11,7 +11,7 @@ use crate::diag::{Code, Diagnostic};
 use amp_plan::layout::{window_layout, RING_ENTRIES, VRING_ALIGN};
 pub use amp_plan::{Plan, PlannedImage, PlannedLink, PlannedPartition};
 
-use crate::manifest::{Doorbell, Manifest, AVPS_KINDS};
+use crate::manifest::{DoorbellKind, Manifest, AVPS_KINDS};
 use crate::rules::{Resolved, LINUX_ALIGN, PAGE};
 use crate::tree::Tree;
 
@@ -143,8 +143,8 @@ pub fn plan(
                 base
             }
         };
-        let doorbell = l.doorbell.as_ref().map_or(Doorbell::Poll, |d| d.value);
-        let this_sgi = (doorbell == Doorbell::Sgi).then(|| {
+        let doorbell = l.doorbell.as_ref().map_or(DoorbellKind::Poll, |d| d.value);
+        let this_sgi = (doorbell == DoorbellKind::Sgi).then(|| {
             let s = sgi;
             sgi += 1;
             s

@@ -24,7 +24,7 @@ pub const PEER: &str = "amp,peer";
 /// Link: [`ROLE_HOST`] or [`ROLE_REMOTE`]; AVPS device: [`ROLE_DEVICE`] or
 /// [`ROLE_DRIVER`].
 pub const ROLE: &str = "amp,role";
-/// Link: the doorbell kind (`Doorbell::as_str`); absent means `poll`.
+/// Link: the doorbell kind (`DoorbellKind::as_str`); absent means `poll`.
 pub const DOORBELL: &str = "amp,doorbell";
 /// Link: the SGI of an `sgi` doorbell.
 pub const SGI: &str = "amp,sgi";

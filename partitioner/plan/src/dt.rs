@@ -363,7 +363,7 @@ pub struct LinkNode<'a> {
     pub host: bool,
     /// The partition at the other end.
     pub peer: &'a str,
-    /// Doorbell kind.
+    /// DoorbellKind kind.
     pub doorbell: &'a str,
     /// The SGI of an `sgi` doorbell.
     pub sgi: Option<u32>,

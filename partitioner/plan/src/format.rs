@@ -88,8 +88,8 @@ pub struct PlannedLink {
     pub base: u64,
     /// Window size.
     pub size: u64,
-    /// Doorbell kind.
-    pub doorbell: Doorbell,
+    /// DoorbellKind kind.
+    pub doorbell: DoorbellKind,
     /// SGI number for an `sgi` doorbell.
     pub sgi: Option<u32>,
     /// Vring 0 (host to remote) address.
@@ -147,7 +147,7 @@ spelled! {
 
 spelled! {
     /// How one side of a link tells the other to look at the rings.
-    Doorbell {
+    DoorbellKind {
         /// No interrupt: the peer polls.
         Poll = "poll",
         /// An Arm software-generated interrupt to the peer's cores.
@@ -252,9 +252,9 @@ pub fn encode(plan: &Plan) -> Vec<u8> {
         w.u64(l.base);
         w.u64(l.size);
         w.u8(match l.doorbell {
-            Doorbell::Poll => 0,
-            Doorbell::Sgi => 1,
-            Doorbell::Mailbox => 2,
+            DoorbellKind::Poll => 0,
+            DoorbellKind::Sgi => 1,
+            DoorbellKind::Mailbox => 2,
         });
         w.u32(l.sgi.unwrap_or(u32::MAX));
         w.u64(l.vring0);
@@ -460,9 +460,9 @@ impl<'a> Reader<'a> {
         let name = self.str()?;
         let (host, remote, base, size) = (self.u32()?, self.u32()?, self.u64()?, self.u64()?);
         let doorbell = match self.u8()? {
-            0 => Doorbell::Poll,
-            1 => Doorbell::Sgi,
-            2 => Doorbell::Mailbox,
+            0 => DoorbellKind::Poll,
+            1 => DoorbellKind::Sgi,
+            2 => DoorbellKind::Mailbox,
             _ => return None,
         };
         let sgi = Some(self.u32()?).filter(|&s| s != u32::MAX);
@@ -524,7 +524,7 @@ mod tests {
                 remote: 1,
                 base: 0x7000_0000,
                 size: 0x10_0000,
-                doorbell: Doorbell::Sgi,
+                doorbell: DoorbellKind::Sgi,
                 sgi: Some(8),
                 vring0: 0x7000_1000,
                 vring1: 0x7000_4000,

@@ -12,7 +12,7 @@ pub(crate) const FDT: &str = "/sys/firmware/fdt";
 
 /// One `/amp-links/link@...` node, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LinkNode {
+pub(crate) struct LinkInfo {
     /// Link name.
     pub(crate) name: String,
     /// Window base and size (physical).
@@ -36,18 +36,18 @@ pub(crate) struct LinkNode {
 /// Every well-formed link in the device tree blob at `path` (normally
 /// [`FDT`]), and the names of the link nodes that were not; an error if the
 /// file is not a device tree.
-pub(crate) fn read(path: &Path) -> Result<(Vec<LinkNode>, Vec<String>), String> {
+pub(crate) fn read(path: &Path) -> Result<(Vec<LinkInfo>, Vec<String>), String> {
     let blob = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&blob).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The links of a device tree blob, and the names of malformed link nodes.
-fn parse(blob: &[u8]) -> Result<(Vec<LinkNode>, Vec<String>), &'static str> {
+fn parse(blob: &[u8]) -> Result<(Vec<LinkInfo>, Vec<String>), &'static str> {
     let tree = DeviceTree::new(blob).map_err(|e| e.as_str())?;
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for node in tree.link_nodes() {
         match node {
-            Ok(l) => good.push(LinkNode {
+            Ok(l) => good.push(LinkInfo {
                 name: l.name.to_string(),
                 window: l.window,
                 host: l.host,
@@ -75,7 +75,7 @@ fn parse(blob: &[u8]) -> Result<(Vec<LinkNode>, Vec<String>), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amp_plan::{Doorbell, Plan, PlannedLink, PlannedPartition};
+    use amp_plan::{DoorbellKind, Plan, PlannedLink, PlannedPartition};
     use partitioner::tree::Tree;
 
     fn partition(name: &str) -> PlannedPartition {
@@ -103,7 +103,7 @@ mod tests {
                 remote: 1,
                 base: 0x7ef0_0000,
                 size: 0x10_0000,
-                doorbell: Doorbell::Poll,
+                doorbell: DoorbellKind::Poll,
                 sgi: None,
                 vring0: 0x7ef0_1000,
                 vring1: 0x7ef0_4000,

@@ -114,7 +114,7 @@ impl Drop for Mapping {
 
 /// One served link.
 struct Served<'m> {
-    node: links::LinkNode,
+    node: links::LinkInfo,
     /// The link's AVPS session (the link itself is `session.link`).
     session: Session<'m, Polling>,
     console: Option<pty::Pty>,
@@ -131,7 +131,7 @@ struct Served<'m> {
 }
 
 fn serve<'m>(
-    node: links::LinkNode,
+    node: links::LinkInfo,
     map: &'m Mapping,
     taps: &mut u32,
 ) -> Result<Served<'m>, String> {

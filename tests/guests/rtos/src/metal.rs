@@ -142,33 +142,24 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
         };
         let stack = (&raw mut STACKS) as usize + (i + 1) * SECONDARY_STACK;
         let entry = secondary_entry as *const () as u64;
-        let ok = match (
+        let how = match (
             conduit,
             cpu.release_addr
                 .filter(|_| cpu.enable_method == Some("spin-table")),
         ) {
-            // SAFETY: secondary_entry sets up the core on its own stack, one per
-            // core index, inside this image; the core is ours and not running.
-            (Some(c), _) => unsafe {
-                boards::power::psci_cpu_on(c, mpidr, entry, stack as u64).is_ok()
-            },
-            (None, Some(release)) => {
-                // Spin tables pass no argument: a trampoline loads the stack.
-                let code = boards::power::trampoline(stack as u64, entry);
-                let at = (&raw mut TRAMPOLINES) as usize + i * 32;
-                // SAFETY: the trampoline slot for this core index lies in this
-                // image and nothing else uses it; the release address is the
-                // core's own, from our device tree.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(code.as_ptr(), at as *mut u8, code.len());
-                    boards::cache::clean_invalidate(at, code.len());
-                    core::arch::asm!("ic iallu", "dsb sy", "isb");
-                    boards::power::spin_table_release(release, at as u64);
-                }
-                true
-            }
-            (None, None) => false,
+            (Some(c), _) => Some(boards::power::CoreStart::Psci(c)),
+            (None, Some(release)) => Some(boards::power::CoreStart::SpinTable(release)),
+            (None, None) => None,
         };
+        let at = (&raw mut TRAMPOLINES) as u64 + i as u64 * 32;
+        // SAFETY: secondary_entry sets up the core on its own stack, one per
+        // core index, inside this image; the core is ours and not running;
+        // the trampoline slot for this core index lies in this image and
+        // nothing else uses it; a release address is the core's own, from
+        // our device tree.
+        let ok = how.is_some_and(|how| unsafe {
+            boards::power::start_core(how, mpidr, entry, stack as u64, at)
+        });
         if ok {
             others += 1;
         }
@@ -227,9 +218,9 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
         }
     };
 
-    let mut sides: heapless::Vec<Side<'_>, 2> = heapless::Vec::new();
+    let mut sides: heapless::Vec<LinkEnd<'_>, 2> = heapless::Vec::new();
     for l in tree.links() {
-        match Side::open(&l, name) {
+        match LinkEnd::open(&l, name) {
             Some(side) => {
                 if sides.push(side).is_err() {
                     let _ = uwriteln!(log, "link {}: more than two links; not served", l.name);
@@ -287,7 +278,7 @@ const ALIVE_EVERY_S: u64 = 2;
 const DONE: &str = " -- done";
 
 /// One link, from this partition's side.
-struct Side<'w> {
+struct LinkEnd<'w> {
     /// The link's AVPS session (the link itself is `session.link`).
     session: Session<'w, Polling>,
     /// The window, for the heartbeat counter.
@@ -309,7 +300,7 @@ struct Side<'w> {
     relay: Option<([u8; 496], usize)>,
 }
 
-impl<'w> Side<'w> {
+impl<'w> LinkEnd<'w> {
     fn open(l: &LinkNode<'w>, me: &str) -> Option<Self> {
         let (base, size) = l.window;
         // SAFETY: the window is this link's shared memory (the plan keeps it
@@ -341,7 +332,7 @@ impl<'w> Side<'w> {
                 });
             NetStack::new(now(), own_mpidr() ^ ticks(), subnet)
         });
-        Some(Side {
+        Some(LinkEnd {
             session,
             window,
             name: l.name,
@@ -404,7 +395,7 @@ enum Arrival {
 /// Serves every link until this partition and every partition behind its
 /// links are done. Endpoints of a chain (one link) send and check
 /// TEST_MESSAGES messages; a partition on two links relays between them.
-fn run(log: &mut Log, sides: &mut [Side<'_>], irqs: Option<&Interrupts>) -> bool {
+fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> bool {
     let relay = sides.len() == 2;
     let (mut sent, mut received, mut errors, mut relayed) = (0u64, 0u64, 0u64, 0u64);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (own_mpidr() + 1);
@@ -691,7 +682,7 @@ fn measure_stack(log: &mut Log) {
 
 /// One message from a side: name-service events and the devices' messages
 /// are handled here.
-fn receive(side: &mut Side<'_>) -> Option<Arrival> {
+fn receive(side: &mut LinkEnd<'_>) -> Option<Arrival> {
     let mut bytes = [0u8; 496];
     loop {
         // Frames wait in the ring (back-pressure on the peer) while the
