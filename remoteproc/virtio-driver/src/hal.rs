@@ -6,11 +6,11 @@
 //! The `Hal` is static functions, so the pool is one per program: set it
 //! up once with [`WindowHal::init`] before the first driver starts.
 //!
-//! Bounce copies are plain memory copies: right for a pool the program
-//! maps as normal memory, or as Device memory from code built for strict
-//! alignment (the bare-metal targets). A Linux program mapping the window
-//! through `/dev/mem` (Device memory, where an unaligned access faults)
-//! needs aligned copies here before it drives devices across the link.
+//! The pool may be mapped as Device memory (a window mapped through
+//! `/dev/mem` on Linux, or anything with the MMU off), where an unaligned
+//! access faults and `memset` may use `DC ZVA`, which faults too: every
+//! access this module makes to the pool is an aligned volatile word (or a
+//! byte at the ends), whatever the other buffer's alignment.
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -148,7 +148,7 @@ unsafe impl Hal for WindowHal {
             let ptr = addr as *mut u8;
             // SAFETY: the pages are in the pool (mapped, ours, by `init`'s
             // contract) and were free: nothing else points into them.
-            unsafe { core::ptr::write_bytes(ptr, 0, pages * PAGE_SIZE) };
+            unsafe { zero_pool(ptr, pages * PAGE_SIZE) };
             let bus = pool.bus + (start * PAGE_SIZE) as u64;
             (bus, NonNull::new(ptr).unwrap_or(NonNull::dangling()))
         })
@@ -189,7 +189,7 @@ unsafe impl Hal for WindowHal {
             if direction != BufferDirection::DeviceToDriver {
                 // SAFETY: `buffer` is valid for `len` bytes (the caller's
                 // contract), the bounce pages were free and hold `len`.
-                unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, bounce, len) };
+                unsafe { copy_to_pool(addr as *const u8, bounce, len) };
             }
             pool.bus + (start * PAGE_SIZE) as u64
         })
@@ -210,9 +210,66 @@ unsafe impl Hal for WindowHal {
             if direction != BufferDirection::DriverToDevice {
                 // SAFETY: as in `share`: the bounce pages still hold `len`
                 // bytes (given back only here), `buffer` is valid for them.
-                unsafe { core::ptr::copy_nonoverlapping(bounce, addr as *mut u8, len) };
+                unsafe { copy_from_pool(bounce, addr as *mut u8, len) };
             }
             pool.give(start, len.div_ceil(PAGE_SIZE));
         })
+    }
+}
+
+/// Zeroes `len` bytes (a multiple of 8) at `at`, 8-byte aligned, in aligned
+/// volatile words.
+///
+/// # Safety
+///
+/// `at..at + len` is pool memory no one else uses.
+unsafe fn zero_pool(at: *mut u8, len: usize) {
+    for i in 0..len / 8 {
+        // SAFETY: inside the range, 8-byte aligned (`at` is a page).
+        unsafe { at.cast::<u64>().add(i).write_volatile(0) };
+    }
+}
+
+/// Copies `len` bytes from `src` (any alignment, normal memory) to the pool
+/// at `dst` (8-byte aligned): aligned volatile words, then bytes.
+///
+/// # Safety
+///
+/// `src` is readable and `dst` writable for `len` bytes; they do not overlap.
+unsafe fn copy_to_pool(src: *const u8, dst: *mut u8, len: usize) {
+    let words = len / 8;
+    for i in 0..words {
+        // SAFETY: inside both ranges; the read may be unaligned (normal
+        // memory), the write is aligned.
+        unsafe {
+            let w = src.add(8 * i).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().add(i).write_volatile(w);
+        }
+    }
+    for i in 8 * words..len {
+        // SAFETY: inside both ranges.
+        unsafe { dst.add(i).write_volatile(src.add(i).read()) };
+    }
+}
+
+/// Copies `len` bytes from the pool at `src` (8-byte aligned) to `dst` (any
+/// alignment, normal memory): aligned volatile words, then bytes.
+///
+/// # Safety
+///
+/// `src` is readable and `dst` writable for `len` bytes; they do not overlap.
+unsafe fn copy_from_pool(src: *const u8, dst: *mut u8, len: usize) {
+    let words = len / 8;
+    for i in 0..words {
+        // SAFETY: inside both ranges; the read is aligned, the write may be
+        // unaligned (normal memory).
+        unsafe {
+            let w = src.cast::<u64>().add(i).read_volatile();
+            dst.add(8 * i).cast::<u64>().write_unaligned(w);
+        }
+    }
+    for i in 8 * words..len {
+        // SAFETY: inside both ranges.
+        unsafe { dst.add(i).write(src.add(i).read_volatile()) };
     }
 }
