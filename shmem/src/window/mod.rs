@@ -17,7 +17,7 @@
 //! doorbells) are written with volatile 32-bit stores.
 //!
 //! The accessors are written once, over the few primitive accesses of
-//! [`Access`], which a backend provides and `cfg` chooses once ([`Memory`]):
+//! `Access`, which a backend provides and `cfg` chooses once (`Memory`):
 //! `raw` over real memory, or under `--cfg loom` `model`, loom's atomics, so
 //! the ring protocol above can be model-checked unchanged. The rest of the
 //! window: [`Span`] (`span`), a checked byte range of it; [`RingFields`]
