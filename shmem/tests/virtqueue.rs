@@ -24,6 +24,17 @@ fn pair<'a>(w: Window<'a>, n: Notification) -> (DriverQueue<'a, 8>, DeviceQueue<
 }
 
 #[test]
+fn a_legacy_ring_with_an_impossible_alignment_fits_no_window() {
+    for align in [0, 3, 0x1001] {
+        assert_eq!(
+            RingLayout::legacy_size(4, align),
+            usize::MAX,
+            "align {align}"
+        );
+    }
+}
+
+#[test]
 fn legacy_layout_matches_linux_vring_size() {
     // Worked examples from include/uapi/linux/virtio_ring.h `vring_size`.
     assert_eq!(RingLayout::legacy_size(2, 0x1000), 0x1016);

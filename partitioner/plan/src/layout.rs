@@ -27,13 +27,22 @@ pub const HEARTBEAT_OFFSET: u64 = 0xf00;
 /// Where the demo RTOS counts the RTC alarms it took, a u32 read the same way.
 pub const ALARMS_OFFSET: u64 = 0xf04;
 
-/// Bytes of a legacy split vring of `entries` entries aligned to `align`:
-/// descriptors (16 each) and the available ring (6 + 2 per entry) then, on the
-/// next `align` boundary, the used ring (6 + 8 per entry).
+/// Bytes of a legacy split vring of `entries` entries aligned to `align`
+/// (Linux `vring_size`): the descriptors and the available ring then, on the
+/// next `align` boundary, the used ring, as `shmem`'s
+/// [`RingLayout::legacy_size`](shmem::RingLayout::legacy_size) counts them,
+/// the one place the ring format's sizes are written. `u64::MAX` (fits no
+/// window) for more entries than a queue can have or an alignment that is
+/// not a power of two.
 pub const fn vring_size(entries: u64, align: u64) -> u64 {
-    let avail_end = 16 * entries + 6 + 2 * entries;
-    let used = avail_end.next_multiple_of(align);
-    used + 6 + 8 * entries
+    let (queue, align_bytes) = (entries as u16, align as usize);
+    if entries > shmem::virtqueue::MAX_QUEUE_SIZE as u64 || align_bytes as u64 != align {
+        return u64::MAX;
+    }
+    match shmem::RingLayout::legacy_size(queue, align_bytes) {
+        usize::MAX => u64::MAX,
+        bytes => bytes as u64,
+    }
 }
 
 /// Where everything sits in one window, as offsets from its base.

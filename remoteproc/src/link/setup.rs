@@ -96,7 +96,7 @@ impl<'a, D: Doorbell, const N: usize, const E: usize> Link<'a, D, N, E> {
         // The two rings, the buffers, the resource table and our header must
         // not overlap: a host zeroing a ring placed (by a hostile table) over
         // the table or the header would otherwise erase them.
-        let span = |l: &RingLayout| (l.desc, l.used + 6 + 8 * usize::from(l.size));
+        let span = |l: &RingLayout| (l.desc, l.used + RingLayout::used_bytes(l.size));
         let bufs = (
             self.buffers,
             self.buffers + 2 * usize::from(queue_size) * self.config.buffer_size,

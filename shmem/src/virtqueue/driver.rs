@@ -105,10 +105,9 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
     /// Forgets every outstanding chain and zeroes the ring again (link reset).
     pub fn reset(&mut self) -> Result<(), RingError> {
         let l = self.layout;
-        let n = usize::from(l.size);
-        self.window.fill(l.desc, 16 * n, 0)?;
-        self.window.fill(l.avail, 6 + 2 * n, 0)?;
-        self.window.fill(l.used, 6 + 8 * n, 0)?;
+        for (at, len) in l.parts() {
+            self.window.fill(at, len, 0)?;
+        }
         for i in 0..l.size {
             self.next[usize::from(i)] = i + 1;
             self.chain_len[usize::from(i)] = 0;
@@ -124,9 +123,9 @@ impl<'a, const N: usize> DriverQueue<'a, N> {
         self.last_used = 0;
         self.used_seen = 0;
         self.want_interrupts = true;
-        self.window.clean(l.desc, 16 * n);
-        self.window.clean(l.avail, 6 + 2 * n);
-        self.window.clean(l.used, 6 + 8 * n);
+        for (at, len) in l.parts() {
+            self.window.clean(at, len);
+        }
         Ok(())
     }
 

@@ -29,8 +29,59 @@ pub struct RingLayout {
     pub used: usize,
 }
 
-fn align_up(v: usize, align: usize) -> Option<usize> {
-    Some(v.checked_add(align - 1)? & !(align - 1))
+/// `v` rounded up to a multiple of `align`; `None` if `align` is not a power
+/// of two or the result overflows.
+const fn align_up(v: usize, align: usize) -> Option<usize> {
+    if !align.is_power_of_two() {
+        return None;
+    }
+    match v.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// The ring format's sizes: every count of bytes a ring part takes is
+/// written here and nowhere else.
+impl RingLayout {
+    /// Bytes of a `size`-entry descriptor table: one `struct vring_desc`
+    /// ([`DESCRIPTOR_SIZE`]) per entry.
+    pub const fn desc_bytes(size: u16) -> usize {
+        DESCRIPTOR_SIZE * size as usize
+    }
+
+    /// Bytes of a `size`-entry available ring: `le16 flags`, `le16 idx`,
+    /// `le16 ring[size]` and `le16 used_event`.
+    pub const fn avail_bytes(size: u16) -> usize {
+        6 + 2 * size as usize
+    }
+
+    /// Bytes of a `size`-entry used ring: `le16 flags`, `le16 idx`,
+    /// `ring[size]` of (`le32 id`, `le32 len`) and `le16 avail_event`.
+    pub const fn used_bytes(size: u16) -> usize {
+        6 + 8 * size as usize
+    }
+
+    /// Bytes the legacy layout occupies (Linux `vring_size(num, align)`):
+    /// the descriptors and the available ring, then the used ring at the next
+    /// multiple of `align`. `usize::MAX` when `align` is not a power of two
+    /// or the size overflows, so that no window is ever big enough.
+    pub const fn legacy_size(size: u16, align: usize) -> usize {
+        match align_up(Self::desc_bytes(size) + Self::avail_bytes(size), align) {
+            Some(used) => used.saturating_add(Self::used_bytes(size)),
+            None => usize::MAX,
+        }
+    }
+
+    /// The three parts, as (offset, bytes): the descriptor table, the
+    /// available ring and the used ring.
+    pub fn parts(&self) -> [(usize, usize); 3] {
+        [
+            (self.desc, Self::desc_bytes(self.size)),
+            (self.avail, Self::avail_bytes(self.size)),
+            (self.used, Self::used_bytes(self.size)),
+        ]
+    }
 }
 
 impl RingLayout {
@@ -50,10 +101,10 @@ impl RingLayout {
         if !window.bus_address_of(offset).is_multiple_of(align as u64) {
             return Err(RingError::Layout);
         }
-        let n = usize::from(size);
-        let avail = offset + DESCRIPTOR_SIZE * n;
+        let desc = Self::desc_bytes(size);
+        let avail = offset + desc;
         let used =
-            offset + align_up(DESCRIPTOR_SIZE * n + 2 * (3 + n), align).ok_or(RingError::Layout)?;
+            offset + align_up(desc + Self::avail_bytes(size), align).ok_or(RingError::Layout)?;
         let layout = Self {
             size,
             desc: offset,
@@ -62,12 +113,6 @@ impl RingLayout {
         };
         layout.check(window)?;
         Ok(layout)
-    }
-
-    /// Bytes the legacy layout occupies (Linux `vring_size(num, align)`).
-    pub fn legacy_size(size: u16, align: usize) -> usize {
-        let n = usize::from(size);
-        align_up(DESCRIPTOR_SIZE * n + 2 * (3 + n), align).unwrap_or(usize::MAX) + 6 + 8 * n
     }
 
     /// A modern layout with the three parts placed independently.
@@ -93,7 +138,6 @@ impl RingLayout {
     /// [`RingFields`](crate::window::RingFields)' accesses rely on this check for staying inside the
     /// window: they take its offsets without checking them again.
     pub fn check(&self, window: &Window<'_>) -> Result<(), RingError> {
-        let n = usize::from(self.size);
         if !self.size.is_power_of_two() || self.size > MAX_QUEUE_SIZE {
             return Err(RingError::Layout);
         }
@@ -105,7 +149,7 @@ impl RingLayout {
         }
         let fits =
             |off: usize, len: usize| off.checked_add(len).is_some_and(|end| end <= window.len());
-        if !fits(self.desc, 16 * n) || !fits(self.avail, 6 + 2 * n) || !fits(self.used, 6 + 8 * n) {
+        if !self.parts().into_iter().all(|(off, len)| fits(off, len)) {
             return Err(RingError::Layout);
         }
         Ok(())
