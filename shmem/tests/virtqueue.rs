@@ -483,7 +483,13 @@ fn hostile_ring_fields_are_refused() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // Under Miri two cases (each takes some fifteen seconds there), and no
+    // failure file: Miri's isolation has no file system.
+    #![proptest_config(if cfg!(miri) {
+        ProptestConfig { cases: 2, failure_persistence: None, ..ProptestConfig::default() }
+    } else {
+        ProptestConfig { cases: 256, ..ProptestConfig::default() }
+    })]
 
     /// Whatever the ring memory holds, neither side panics, loops or touches
     /// memory outside its window (guard words around the window stay intact).
