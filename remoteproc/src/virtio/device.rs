@@ -332,13 +332,12 @@ impl<'w, M: DeviceModel> VirtioDevice<'w, M> {
             return;
         }
         let size = q.size as u16;
-        let n = usize::from(size);
         let w = &self.window;
         let at = |addr: u64, len: usize| w.offset_of(addr, len as u64);
         let layout = match (
-            at(q.descriptors, 16 * n),
-            at(q.driver, 6 + 2 * n),
-            at(q.device, 6 + 8 * n),
+            at(q.descriptors, RingLayout::desc_bytes(size)),
+            at(q.driver, RingLayout::avail_bytes(size)),
+            at(q.device, RingLayout::used_bytes(size)),
         ) {
             (Ok(d), Ok(a), Ok(u)) => RingLayout::split(w, size, d, a, u),
             _ => Err(RingError::Layout),
