@@ -8,11 +8,12 @@
 mod firmware;
 mod images;
 mod setup;
+mod tally;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::Instant;
+use tally::Tally;
 
 const HELP: &str = "\
 cargo xtask: set up, build and run the AMP partitioning firmware
@@ -35,7 +36,11 @@ COMMANDS:
                          (qemu-virt, rpi4, rpi3, imx8mp-evk): it reports what
                          the device tree says and powers the machine off.
     test                 Set up, build, then run every check: rustfmt, clippy,
-                         host unit tests, and the QEMU end-to-end tests.
+                         host unit tests, the loom models, Miri on shmem,
+                         each fuzz target for a bounded time (nightly; set-up
+                         adds Miri and cargo-fuzz), and the QEMU end-to-end
+                         tests; then a table of each step's time and tests
+                         passed, failed and ignored (with the reasons).
     bench [net|transport]
                          Measure, and report against the physical limit of
                          the same run: `net` boots the default split and
@@ -57,6 +62,7 @@ COMMANDS:
 ENVIRONMENT:
     AMP_CACHE_DIR        Where fetched guest artifacts are kept
                          (default: $XDG_CACHE_HOME/amp-firmware or ~/.cache/amp-firmware).
+    AMP_FUZZ_SECONDS     How long `test` runs each fuzz target (default 20).
 ";
 
 fn main() -> ExitCode {
@@ -210,33 +216,39 @@ fn bench(rest: &[String]) -> Result<(), String> {
             "shared-memory transport (host threads)",
             aligned(cargo().args(["bench", "--package", "remoteproc", "--bench", "transport"])),
         )?;
-        // rpmsg-lite in the same harness, beside ours (it measures both in the
-        // same rounds). The environment passes through: with
-        // RPMSG_LITE_INCLUDE and RPMSG_LITE_LIB set the bindings are
-        // generated (the `bindgen` feature, which needs libclang); without
-        // them the bench prints SKIPPED and succeeds.
-        let mut rl = cargo();
-        aligned(&mut rl);
-        rl.args([
-            "bench",
-            "--package",
-            "rpmsg-lite-sys",
-            "--bench",
-            "transport",
-        ]);
+        // rpmsg-lite and OpenAMP in the same harness, beside ours (each
+        // measures both in the same rounds), when the environment says where
+        // the library is: the bindings are then generated (the `bindgen`
+        // feature, which needs libclang). Without it a bench is not run, and
+        // says so.
         let set = |v: &str| std::env::var_os(v).is_some_and(|v| !v.is_empty());
-        if set("RPMSG_LITE_INCLUDE") && set("RPMSG_LITE_LIB") {
-            rl.args(["--features", "bindgen"]);
+        for (name, package, include, lib) in [
+            (
+                "rpmsg-lite beside ours (host threads)",
+                "rpmsg-lite-sys",
+                "RPMSG_LITE_INCLUDE",
+                "RPMSG_LITE_LIB",
+            ),
+            (
+                "OpenAMP beside ours (host threads)",
+                "openamp-sys",
+                "OPENAMP_INCLUDE",
+                "OPENAMP_LIB",
+            ),
+        ] {
+            if set(include) && set(lib) {
+                let mut cmd = cargo();
+                aligned(&mut cmd);
+                cmd.args(["bench", "--package", package, "--bench", "transport"])
+                    .args(["--features", "bindgen"]);
+                run(name, &mut cmd)?;
+            } else {
+                eprintln!(
+                    "\n==> {name}: SKIPPED, no bindings: set {include} and {lib} \
+                     (remoteproc/{package}/README.md)"
+                );
+            }
         }
-        run("rpmsg-lite beside ours (host threads)", &mut rl)?;
-        // OpenAMP likewise, with OPENAMP_INCLUDE and OPENAMP_LIB.
-        let mut oa = cargo();
-        aligned(&mut oa);
-        oa.args(["bench", "--package", "openamp-sys", "--bench", "transport"]);
-        if set("OPENAMP_INCLUDE") && set("OPENAMP_LIB") {
-            oa.args(["--features", "bindgen"]);
-        }
-        run("OpenAMP beside ours (host threads)", &mut oa)?;
     }
     Ok(())
 }
@@ -265,10 +277,10 @@ fn test() -> Result<(), String> {
     if setup::has_cargo_subcommand("fmt") {
         tally.step("rustfmt", cargo().args(["fmt", "--all", "--check"]));
     } else {
-        eprintln!(
-            "\n==> rustfmt: NOT RUN, `cargo fmt` is not installed (rustup component add rustfmt)"
+        tally.not_run(
+            "rustfmt",
+            "`cargo fmt` is not installed (rustup component add rustfmt)",
         );
-        tally.failed_steps.push("rustfmt (not installed)".into());
     }
     if setup::has_cargo_subcommand("clippy") {
         tally.step(
@@ -284,15 +296,45 @@ fn test() -> Result<(), String> {
             ]),
         );
     } else {
-        eprintln!(
-            "\n==> clippy: NOT RUN, `cargo clippy` is not installed (rustup component add clippy)"
+        tally.not_run(
+            "clippy",
+            "`cargo clippy` is not installed (rustup component add clippy)",
         );
-        tally.failed_steps.push("clippy (not installed)".into());
     }
     tally.step(
         "host unit tests",
         cargo().args(["test", "--workspace", "--exclude", "tests"]),
     );
+    // The ring protocol over every interleaving loom models, in its own
+    // target folder: `--cfg loom` would otherwise rebuild everything the
+    // other steps built.
+    tally.step(
+        "loom models (shmem)",
+        cargo()
+            .args(["test", "--package", "shmem", "--test", "loom", "--release"])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", target_dir().join("loom")),
+    );
+    // shmem's unsafe code under Miri (its host tests, shrunk where Miri is
+    // slow), with Miri's default isolation and strict provenance. Its
+    // weak-memory emulation is off: no shmem test shares a window between
+    // threads (loom models that), and it aborts Miri (an internal error,
+    // not a finding) on an atomic store that partly overlaps an earlier one
+    // of another size, which the hostile-field tests make on purpose.
+    let miri = "Miri (shmem host tests)";
+    match setup::ensure_nightly(&["miri", "rust-src"]) {
+        Ok(()) => tally.step(
+            miri,
+            nightly_cargo()
+                .args(["miri", "test", "--package", "shmem"])
+                .env(
+                    "MIRIFLAGS",
+                    "-Zmiri-strict-provenance -Zmiri-disable-weak-memory-emulation",
+                ),
+        ),
+        Err(why) => tally.not_run(miri, &why),
+    }
+    fuzz(&mut tally);
     tally.step(
         "QEMU end-to-end tests",
         cargo()
@@ -304,83 +346,104 @@ fn test() -> Result<(), String> {
     );
 
     eprintln!("\nall checks took {:.1} s", started.elapsed().as_secs_f64());
-    // The summary line CI reads: every test of every step.
-    println!(
-        "tests: {} passed, {} failed",
-        tally.tests_passed, tally.tests_failed
-    );
-    if tally.tests_passed == 0 {
-        return Err("no test ran".into());
-    }
-    if tally.failed_steps.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("failed: {}", tally.failed_steps.join(", ")))
-    }
+    tally.finish()
 }
 
-/// Outcome of the checks `cargo xtask test` ran.
-#[derive(Default)]
-struct Tally {
-    failed_steps: Vec<String>,
-    tests_passed: u64,
-    tests_failed: u64,
-}
+/// The cargo-fuzz workspaces, relative to the workspace root.
+const FUZZ_DIRS: [&str; 2] = ["fuzz", "shmem/fuzz"];
+/// Seconds each fuzz target runs, unless `AMP_FUZZ_SECONDS` says otherwise.
+const FUZZ_SECONDS: u64 = 20;
 
-impl Tally {
-    /// Runs one check, passing its output through and adding up the `cargo
-    /// test` result lines it prints.
-    fn step(&mut self, name: &str, cmd: &mut Command) {
-        eprintln!("\n==> {name}");
-        let t = Instant::now();
-        let status = cmd.stdout(Stdio::piped()).spawn().and_then(|mut child| {
-            let stdout = child.stdout.take().expect("stdout was piped");
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("{line}");
-                if let Some(result) = line.strip_prefix("test result: ") {
-                    self.tests_passed += count(result, " passed");
-                    self.tests_failed += count(result, " failed");
-                }
-            }
-            child.wait()
-        });
-        match status {
-            Ok(s) if s.success() => {
-                eprintln!("==> {name}: ok ({:.1} s)", t.elapsed().as_secs_f64())
-            }
-            Ok(s) => {
-                eprintln!("==> {name}: FAILED ({s})");
-                self.failed_steps.push(name.to_string());
-            }
+/// Every fuzz target for a bounded time, from its corpus if it has one
+/// (`fuzz/seed.sh` seeds `manifest_and_dtb`'s); a crash fails the step and
+/// leaves the input in the workspace's `artifacts/`.
+fn fuzz(tally: &mut Tally) {
+    let seconds = std::env::var("AMP_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(FUZZ_SECONDS);
+    let ready = setup::ensure_nightly(&[]).and_then(|()| setup::ensure_cargo_fuzz());
+    for dir in FUZZ_DIRS {
+        let manifest = workspace_root().join(dir).join("Cargo.toml");
+        let targets = match std::fs::read_to_string(&manifest) {
+            Ok(text) => fuzz_targets(&text),
             Err(e) => {
-                eprintln!("==> {name}: could not start: {e}");
-                self.failed_steps.push(name.to_string());
+                tally.not_run(
+                    &format!("fuzz {dir}"),
+                    &format!("cannot read {}: {e}", manifest.display()),
+                );
+                continue;
             }
+        };
+        for target in targets {
+            let name = format!("fuzz {target} ({seconds} s)");
+            if let Err(why) = &ready {
+                tally.not_run(&name, why);
+                continue;
+            }
+            tally.fuzz_step(
+                &name,
+                nightly_cargo().args([
+                    "fuzz",
+                    "run",
+                    "--fuzz-dir",
+                    dir,
+                    "--target-dir",
+                    &target_dir().join("fuzz").to_string_lossy(),
+                    &target,
+                    "--",
+                    &format!("-max_total_time={seconds}"),
+                    "-rss_limit_mb=2048",
+                    "-timeout=10",
+                ]),
+            );
         }
     }
 }
 
-/// The number before `label` in a `cargo test` result line
-/// (`ok. 5 passed; 0 failed; ...`).
-fn count(result: &str, label: &str) -> u64 {
-    result
-        .split(';')
-        .find_map(|part| part.trim_end().strip_suffix(label))
-        .and_then(|n| n.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+/// The `[[bin]]` names of a cargo-fuzz manifest: its targets.
+fn fuzz_targets(manifest: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if let Some(value) = line.strip_prefix("name").map(str::trim_start) {
+            if let (true, Some(v)) = (in_bin, value.strip_prefix('=')) {
+                targets.push(v.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    targets
+}
+
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR`, else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Cargo of the nightly toolchain (Miri and cargo-fuzz need it), through
+/// rustup, in the workspace root.
+fn nightly_cargo() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"])
+        .current_dir(workspace_root());
+    // What the stable cargo running us exported would pin the stable tools.
+    for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN"] {
+        cmd.env_remove(var);
+    }
+    cmd
 }
 
 #[cfg(test)]
 mod tests {
-    use super::count;
+    use super::fuzz_targets;
 
     #[test]
-    fn counts_cargo_test_result_lines() {
-        let line =
-            "ok. 5 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.58s";
-        assert_eq!(count(line, " passed"), 5);
-        assert_eq!(count(line, " failed"), 2);
-        assert_eq!(count("FAILED. 0 passed; 3 failed; 0 ignored", " failed"), 3);
+    fn fuzz_targets_are_the_bins_of_the_fuzz_manifest() {
+        let manifest = "[package]\nname = \"amp-fuzz\"\n\n[[bin]]\nname = \"one\"\npath = \"a.rs\"\n\n[[bin]]\nname=\"two\"\n[workspace]\n";
+        assert_eq!(fuzz_targets(manifest), ["one", "two"]);
     }
 }

@@ -230,6 +230,72 @@ fn shell_line(cmd: &[String]) -> String {
         .join(" ")
 }
 
+/// A nightly toolchain with `components` (Miri and cargo-fuzz need one),
+/// installed through rustup when missing. `Err` says why it cannot be had.
+pub(crate) fn ensure_nightly(components: &[&str]) -> Result<(), String> {
+    if !on_path("rustup") {
+        return Err("rustup is not installed, so there is no nightly toolchain".into());
+    }
+    let toolchains = output("rustup", &["toolchain", "list"]).unwrap_or_default();
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        run_logged(
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal"],
+        )?;
+    }
+    let installed = output(
+        "rustup",
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+    )
+    .unwrap_or_default();
+    let missing: Vec<&str> = components
+        .iter()
+        .copied()
+        .filter(|c| {
+            !installed
+                .lines()
+                .any(|l| l == *c || l.starts_with(&format!("{c}-")))
+        })
+        .collect();
+    if !missing.is_empty() {
+        let mut args = vec!["component", "add"];
+        args.extend(&missing);
+        args.extend(["--toolchain", "nightly"]);
+        run_logged("rustup", &args)?;
+    }
+    Ok(())
+}
+
+/// `cargo fuzz`, installed with `cargo install` when missing.
+pub(crate) fn ensure_cargo_fuzz() -> Result<(), String> {
+    if on_path("cargo-fuzz") {
+        return Ok(());
+    }
+    eprintln!("setup: cargo install cargo-fuzz --locked");
+    let status = crate::cargo()
+        .args(["install", "cargo-fuzz", "--locked"])
+        .status()
+        .map_err(|e| format!("cannot run cargo install: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`cargo install cargo-fuzz --locked` failed ({status})"
+        ))
+    }
+}
+
+/// Runs a set-up command, saying so first.
+fn run_logged(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let line = format!("{cmd} {}", args.join(" "));
+    eprintln!("setup: {line}");
+    match Command::new(cmd).args(args).status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("`{line}` failed ({s})")),
+        Err(e) => Err(format!("cannot run {cmd}: {e}")),
+    }
+}
+
 fn is_root() -> bool {
     output("id", &["-u"]).is_some_and(|s| s.trim() == "0")
 }
