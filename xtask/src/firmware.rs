@@ -19,9 +19,10 @@ pub(crate) struct Firmware {
     pub(crate) bridge: PathBuf,
 }
 
-/// Builds the boot stage and the demo RTOS in release mode into `target/firmware/`.
+/// Builds the boot stage and the demo RTOS in release mode into `target/firmware/`
+/// (`$CARGO_TARGET_DIR/firmware/` when that is set: cargo builds there).
 pub(crate) fn build(toolchain: &Toolchain) -> Result<Firmware, String> {
-    let root = crate::workspace_root();
+    let target = crate::target_dir();
     let mut cmd = crate::cargo();
     cmd.args([
         "build",
@@ -72,9 +73,9 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<Firmware, String> {
         ));
     }
 
-    let elf = root.join("target").join(TARGET).join("release/boot");
+    let elf = target.join(TARGET).join("release/boot");
     let image = flatten(&std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?)?;
-    let out_dir = root.join("target/firmware");
+    let out_dir = target.join("firmware");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let out = out_dir.join("boot.bin");
     write_if_changed(&out, &image.bytes)?;
@@ -84,7 +85,7 @@ pub(crate) fn build(toolchain: &Toolchain) -> Result<Firmware, String> {
         image.bytes.len(),
         image.image_size
     );
-    let rtos_elf = root.join("target").join(TARGET).join("release/rtos-demo");
+    let rtos_elf = target.join(TARGET).join("release/rtos-demo");
     let rtos = out_dir.join("rtos-demo.elf");
     let bytes = std::fs::read(&rtos_elf).map_err(|e| format!("{}: {e}", rtos_elf.display()))?;
     write_if_changed(&rtos, &bytes)?;
@@ -102,7 +103,7 @@ const LINUX_TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Cross-builds the Linux-side bridge as a static arm64 Linux program with
 /// Debian's rustc and arm64 standard library.
 fn build_bridge(out_dir: &Path) -> Result<PathBuf, String> {
-    let root = crate::workspace_root();
+    let target = crate::target_dir();
     eprintln!("build: Linux-side bridge for {LINUX_TARGET}");
     let status = crate::cargo()
         .args([
@@ -127,10 +128,7 @@ fn build_bridge(out_dir: &Path) -> Result<PathBuf, String> {
     if !status.success() {
         return Err(format!("the Linux-side bridge did not build ({status})"));
     }
-    let built = root
-        .join("target")
-        .join(LINUX_TARGET)
-        .join("release/avps-bridge");
+    let built = target.join(LINUX_TARGET).join("release/avps-bridge");
     let out = out_dir.join("avps-bridge");
     let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
     write_if_changed(&out, &bytes)?;

@@ -262,10 +262,7 @@ fn aligned(cmd: &mut Command) -> &mut Command {
         "RUSTFLAGS",
         "-C llvm-args=-align-all-functions=6 -C llvm-args=-align-loops=64",
     )
-    .env(
-        "CARGO_TARGET_DIR",
-        workspace_root().join("target/bench-aligned"),
-    )
+    .env("CARGO_TARGET_DIR", target_dir().join("bench-aligned"))
 }
 
 fn test() -> Result<(), String> {
@@ -418,7 +415,7 @@ fn fuzz_targets(manifest: &str) -> Vec<String> {
 }
 
 /// Where cargo puts what it builds: `CARGO_TARGET_DIR`, else `target/`.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
