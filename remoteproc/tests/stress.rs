@@ -8,8 +8,11 @@
 //! second each in a debug build); the acceptance run uses 10 000 000 in `--release`.
 
 mod common;
+#[path = "shared/messages.rs"]
+mod messages;
 
 use common::*;
+use messages::{checksum, mix};
 use remoteproc::{Incoming, Link, LinkConfig, Role};
 use shmem::doorbell::Polling;
 use shmem::Window;
@@ -25,14 +28,6 @@ fn messages() -> u64 {
         .unwrap_or(100_000)
 }
 
-fn mix(mut x: u64) -> u64 {
-    // splitmix64 finaliser: a cheap, well-spread hash of the sequence number.
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// What message `seq` in direction `dir` must look like: (src index, dst
 /// index, payload length 12..=496). The endpoints change every four
 /// messages (a run a burst can send), the length with each.
@@ -43,13 +38,6 @@ fn shape(dir: u64, seq: u64) -> (usize, usize, usize) {
         ((e >> 8) % 3) as usize,
         12 + ((h >> 16) % 485) as usize,
     )
-}
-
-fn checksum(bytes: &[u8]) -> u32 {
-    // FNV-1a.
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
 }
 
 fn fill(dir: u64, seq: u64, buf: &mut [u8]) {

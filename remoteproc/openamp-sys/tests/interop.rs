@@ -59,7 +59,12 @@ fn openamp_interop() {
 mod peer;
 
 #[cfg(openamp)]
+#[path = "../../tests/shared/messages.rs"]
+mod messages;
+
+#[cfg(openamp)]
 mod interop {
+    use super::messages::{check, fill};
     use super::peer::{self, Bell, Endpoint, Kicks, Peer, IDS};
     use core::ffi::c_void;
     use openamp_sys as oa;
@@ -91,47 +96,6 @@ mod interop {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(20_000)
-    }
-
-    fn mix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-
-    /// Payload length of message `seq` in direction `dir`: 12..=496.
-    fn length(dir: u64, seq: u64) -> usize {
-        12 + (mix(seq ^ (dir << 62)) % 485) as usize
-    }
-
-    fn checksum(bytes: &[u8]) -> u32 {
-        bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        })
-    }
-
-    /// Message `seq` of direction `dir` into `buf`; returns its length.
-    fn fill(dir: u64, seq: u64, buf: &mut [u8; 512]) -> usize {
-        let n = length(dir, seq);
-        buf[..8].copy_from_slice(&seq.to_le_bytes());
-        let mut x = mix(seq.wrapping_mul(3) ^ dir);
-        for b in &mut buf[8..n - 4] {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        let c = checksum(&buf[..n - 4]);
-        buf[n - 4..n].copy_from_slice(&c.to_le_bytes());
-        n
-    }
-
-    /// Whether `msg` is exactly message `seq` of direction `dir`.
-    fn check(dir: u64, seq: u64, msg: &[u8]) -> bool {
-        let mut want = [0u8; 512];
-        let n = fill(dir, seq, &mut want);
-        msg == &want[..n]
     }
 
     /// What a receiver found, message by message.
