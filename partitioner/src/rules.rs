@@ -936,17 +936,20 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Result<ImageFacts, Diagn
 }
 
 /// What the partitions can serve today, as the diagnostic says it.
-const SERVED: &str = "a console provided by a non-Linux partition, and a network device \
-     provided by one to a Linux partition (the demo RTOS implements both)";
+const SERVED: &str = "a console provided by a non-Linux partition, a network device provided \
+     by one to a Linux partition (the demo RTOS implements both), and an entropy device provided \
+     by a Linux partition to a non-Linux one (the bridge serves it, the demo RTOS drives it)";
 
 /// Whether an AVPS device of `kind` is served when its provider is (or is
 /// not) a Linux partition and its user is (or is not) one: the demo RTOS
 /// provides console and net, the Linux bridge uses them (a pty and a TAP
-/// interface), and an RTOS prints the console of another.
+/// interface), an RTOS prints the console of another, and the bridge
+/// provides entropy (a virtio-rng device) that the demo RTOS drives.
 fn served(kind: &str, provider_linux: bool, user_linux: bool) -> bool {
     match kind {
         "console" => !provider_linux,
         "net" => !provider_linux && user_linux,
+        "rng" => provider_linux && !user_linux,
         _ => false,
     }
 }

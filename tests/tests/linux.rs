@@ -146,6 +146,33 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         "the restarted bridge must meet the RTOS again:\n{t}"
     );
     assert!(t.has("avps-bridge: stopping"), "{t}");
+    // Entropy from Linux: the bridge serves a virtio-rng device over
+    // virtio-msg, and the RTOS drives it with virtio-drivers' own driver
+    // each time the link comes up, so once per bridge.
+    assert!(
+        t.has("avps-bridge: link linux-rtos: entropy device for rtos (virtio-rng over virtio-msg, from getrandom)"),
+        "{t}"
+    );
+    let draws: Vec<Vec<u8>> = t
+        .lines
+        .iter()
+        .filter_map(|l| l.split("[rtos] entropy from linux (virtio-rng): ").nth(1))
+        .map(|hex| {
+            let hex = hex.trim();
+            (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("a hex byte"))
+                .collect()
+        })
+        .collect();
+    assert!(
+        draws.len() >= 2,
+        "one draw per bridge, before and after its restart:\n{t}"
+    );
+    for d in &draws {
+        assert_eq!(d.len(), 32, "{t}");
+        assert!(d.iter().any(|b| *b != 0), "entropy, not zeroes:\n{t}");
+    }
+    assert_ne!(draws[0], draws[1], "two draws from getrandom differ:\n{t}");
     let second = t
         .lines
         .iter()

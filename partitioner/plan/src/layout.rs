@@ -72,6 +72,26 @@ pub const fn window_layout() -> WindowLayout {
     }
 }
 
+/// Where a side's virtio drivers keep their virtqueues and bounce buffers
+/// in a window of `size` bytes: the pages after the rpmsg parts, the first
+/// half for the host side's drivers, the second for the remote's. `None` if
+/// the window leaves no whole page for each.
+pub const fn virtio_pool(size: u64, host: bool) -> Option<(u64, u64)> {
+    let start = window_layout().needed.next_multiple_of(0x1000);
+    if size < start {
+        return None;
+    }
+    let half = (size - start) / 2 / 0x1000 * 0x1000;
+    if half == 0 {
+        return None;
+    }
+    Some(if host {
+        (start, half)
+    } else {
+        (start + half, half)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +102,16 @@ mod tests {
         assert_eq!(vring_size(256, 0x1000), 8192 + 2054);
         // Linux's vring_size() for 4 entries at 16: 64 + 14 = 78 -> 80, + 38.
         assert_eq!(vring_size(4, 16), 80 + 38);
+    }
+
+    #[test]
+    fn virtio_pools_split_what_the_rpmsg_parts_leave() {
+        let (h, r) = (virtio_pool(1 << 20, true), virtio_pool(1 << 20, false));
+        let (h, r) = (h.unwrap(), r.unwrap());
+        assert!(h.0 >= window_layout().needed && h.0 % 0x1000 == 0);
+        assert_eq!(h.0 + h.1, r.0);
+        assert!(r.0 + r.1 <= 1 << 20 && h.1 == r.1 && h.1 >= 0x5_0000);
+        assert_eq!(virtio_pool(window_layout().needed, true), None);
     }
 
     #[test]

@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use remoteproc::avps::net;
 use remoteproc::avps::session::{Device, DeviceEnd, Devices, Placement, Polled, Received, Session};
+use remoteproc::virtio::bus::{self, Served as Answer};
+use remoteproc::virtio::rng::{Entropy, Rng};
+use remoteproc::virtio::VirtioDevice;
 use shmem::doorbell::Polling;
 use shmem::Window;
 
@@ -128,6 +131,19 @@ struct Served<'m> {
     dropped: u64,
     /// The last error logged, so a persisting one is logged once.
     last_error: Option<String>,
+    /// The entropy device Linux provides to the peer.
+    rng: Option<VirtioDevice<'m, Rng<GetRandom>>>,
+}
+
+/// Entropy from Linux's pool.
+struct GetRandom;
+
+impl Entropy for GetRandom {
+    fn fill(&mut self, out: &mut [u8]) -> usize {
+        // SAFETY: `out` is writable for its length.
+        let n = unsafe { libc::getrandom(out.as_mut_ptr().cast(), out.len(), 0) };
+        usize::try_from(n).unwrap_or(0)
+    }
 }
 
 fn serve<'m>(
@@ -152,8 +168,9 @@ fn serve<'m>(
     let config = placement
         .config()
         .ok_or("rings or buffers outside the window, or a ring too large")?;
-    // Only what the peer provides is served here: the devices it uses from
-    // Linux have no backend in the bridge yet.
+    // The peer's console and network device are used here (a pty, a TAP
+    // interface); Linux provides the entropy device (from getrandom). The
+    // rest has no backend in the bridge yet (`amp check` refuses it).
     let mut devices = Devices::of(
         &node.peer,
         node.devices.iter().map(|(k, p)| (k.as_str(), p.as_str())),
@@ -164,7 +181,18 @@ fn serve<'m>(
             _ => None,
         };
     }
+    devices.rng = match devices.rng {
+        Some(DeviceEnd::Uses) => Some(DeviceEnd::Provides),
+        _ => None,
+    };
     let session = Session::open(window, config, Polling, devices).map_err(|e| format!("{e:?}"))?;
+    let rng = devices.rng.map(|_| {
+        log(format_args!(
+            "link {}: entropy device for {} (virtio-rng over virtio-msg, from getrandom)",
+            node.name, node.peer
+        ));
+        VirtioDevice::new(Rng::new(GetRandom), window)
+    });
     let console = if devices.console.is_some() {
         let dir = Path::new("/dev/avps").join(&node.name);
         let p = pty::Pty::open(&dir.join("console")).map_err(|e| format!("console pty: {e}"))?;
@@ -216,6 +244,7 @@ fn serve<'m>(
         incoming: net::Reassembly::new(),
         dropped: 0,
         last_error: None,
+        rng,
     })
 }
 
@@ -329,6 +358,10 @@ fn main() {
                         let _ = s.session.link.release(m);
                     }
                     Ok(Some(Received::Service(_))) => busy = true,
+                    Ok(Some(Received::Virtio { len, src })) => {
+                        busy = true;
+                        serve_virtio(s, &buf[..len], src);
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         let text = format!("{e:?}");
@@ -362,6 +395,30 @@ fn main() {
         }
     }
     log(format_args!("stopping"));
+}
+
+/// Answers one virtio-msg message for the devices Linux provides on a
+/// link. An answer waits (briefly) for room; an event goes only if there is
+/// room, as the driver polls its rings anyway.
+fn serve_virtio(s: &mut Served<'_>, message: &[u8], src: u32) {
+    let Some(rng) = &mut s.rng else { return };
+    let mut out = [0u8; 496];
+    let (len, patient) = match bus::serve(&mut [rng], message, &mut out) {
+        Answer::Reply(n) => (n, true),
+        Answer::Event(n) => (n, false),
+        Answer::Nothing => return,
+        Answer::Refused => {
+            s.dropped += 1;
+            return;
+        }
+    };
+    for _ in 0..if patient { 100_000 } else { 1 } {
+        match s.session.link.send(bus::EP, src, &out[..len]) {
+            Ok(true) => return,
+            Ok(false) => std::hint::spin_loop(),
+            Err(_) => return,
+        }
+    }
 }
 
 /// Sends the frames Linux wrote to a link's TAP interface to its peer, as

@@ -27,6 +27,9 @@ pub struct Devices {
     pub console: Option<DeviceEnd>,
     /// The network device (virtio ID 1).
     pub net: Option<DeviceEnd>,
+    /// The entropy device (virtio ID 4), a real virtio device over
+    /// virtio-msg on the link's [`crate::virtio::bus::EP`].
+    pub rng: Option<DeviceEnd>,
 }
 
 impl Devices {
@@ -44,6 +47,7 @@ impl Devices {
             match kind {
                 "console" => out.console = Some(end),
                 "net" => out.net = Some(end),
+                "rng" => out.rng = Some(end),
                 _ => {}
             }
         }
@@ -95,8 +99,9 @@ impl Placement {
 pub enum Polled {
     /// Nothing new.
     Quiet,
-    /// The link came up (again) and the provided devices were announced:
-    /// announce your own services now.
+    /// The link came up (again). Nothing is announced yet: the devices are
+    /// announced at the next poll, so what this side does first (its own
+    /// services, or a virtio request) meets no traffic from the peer.
     Up,
     /// The link failed with this error and was reset: drop whatever was
     /// under way on its devices (a frame half sent or half received).
@@ -124,6 +129,14 @@ pub enum Received<'a> {
     /// A network device message, copied into the buffer (this many bytes):
     /// a frame or a part of one (`net::Reassembly`).
     Net(usize),
+    /// A virtio-msg message for the link's virtio devices, copied into the
+    /// buffer (this many bytes), from the peer's endpoint `src`.
+    Virtio {
+        /// Bytes in the buffer.
+        len: usize,
+        /// The sender's endpoint (where answers go).
+        src: u32,
+    },
     /// A message for another of this partition's endpoints: the caller's to
     /// read and release ([`Link::release`]).
     Message(RxMessage<'a>),
@@ -139,12 +152,20 @@ pub struct Session<'w, D> {
     devices: Devices,
     console: Endpoint,
     net: Option<Endpoint>,
+    virtio: Option<Endpoint>,
     /// The peer's console endpoint, once it announced it (we use it) or said
     /// hello (we provide it).
     peer_console: Option<u32>,
     /// The peer's network endpoint, once known.
     peer_net: Option<u32>,
+    /// `Polled::Up` was reported for the link being up now.
+    up_reported: bool,
+    /// Every provided device is announced.
     announced: bool,
+    console_announced: bool,
+    net_announced: bool,
+    /// A console hello is owed to the provider: the ring had no room yet.
+    hello_due: bool,
 }
 
 impl<'w, D: Doorbell> Session<'w, D> {
@@ -162,14 +183,23 @@ impl<'w, D: Doorbell> Session<'w, D> {
             Some(_) => Some(link.create_endpoint(Some(net::EP))?),
             None => None,
         };
+        let virtio = match devices.rng {
+            Some(_) => Some(link.create_endpoint(Some(crate::virtio::bus::EP))?),
+            None => None,
+        };
         Ok(Self {
             link,
             devices,
             console,
             net,
+            virtio,
             peer_console: None,
             peer_net: None,
+            up_reported: false,
             announced: false,
+            console_announced: false,
+            net_announced: false,
+            hello_due: false,
         })
     }
 
@@ -196,23 +226,40 @@ impl<'w, D: Doorbell> Session<'w, D> {
             // start over with it, announcing our devices again once it is up.
             if e.is_fatal() {
                 let _ = self.link.reset();
+                self.up_reported = false;
                 self.announced = false;
+                self.console_announced = false;
+                self.net_announced = false;
+                self.hello_due = false;
                 self.peer_console = None;
                 self.peer_net = None;
                 return Polled::Reset(e);
             }
         }
+        self.say_hello();
         if self.announced || !self.link.is_up() {
             return Polled::Quiet;
         }
-        self.announced = true;
-        if self.devices.console == Some(DeviceEnd::Provides) {
-            let _ = self.link.announce(self.console, console::SERVICE);
+        if !self.up_reported {
+            self.up_reported = true;
+            return Polled::Up;
+        }
+        // An announcement that finds no free buffer (the peer's traffic
+        // may fill the ring first) is tried again at the next poll: lost,
+        // the peer would never learn of the device.
+        let mut done = true;
+        if self.devices.console == Some(DeviceEnd::Provides) && !self.console_announced {
+            self.console_announced = self.link.announce(self.console, console::SERVICE).is_ok();
+            done &= self.console_announced;
         }
         if let (Some(ep), Some(DeviceEnd::Provides)) = (self.net, self.devices.net) {
-            let _ = self.link.announce(ep, net::SERVICE);
+            if !self.net_announced {
+                self.net_announced = self.link.announce(ep, net::SERVICE).is_ok();
+                done &= self.net_announced;
+            }
         }
-        Polled::Up
+        self.announced = done;
+        Polled::Quiet
     }
 
     /// The next thing that arrived, with the devices' messages copied into
@@ -231,6 +278,11 @@ impl<'w, D: Doorbell> Session<'w, D> {
                 Some(Incoming::Message(m)) => m,
             };
             let (src, dst) = (message.src(), message.dst());
+            if Some(dst) == self.virtio.map(|e| e.addr()) {
+                let len = message.copy_to(buf).unwrap_or(0);
+                self.link.release(message)?;
+                return Ok(Some(Received::Virtio { len, src }));
+            }
             if dst != console::EP && Some(dst) != self.net.map(|e| e.addr()) {
                 return Ok(Some(Received::Message(message)));
             }
@@ -257,8 +309,10 @@ impl<'w, D: Doorbell> Session<'w, D> {
         }
         if s.name() == console::SERVICE && self.devices.console == Some(DeviceEnd::Uses) {
             self.peer_console = Some(s.addr);
-            // Say hello, so the provider learns where to send its lines.
-            let _ = self.link.send(console::EP, s.addr, b"");
+            // Say hello, so the provider learns where to send its lines
+            // (again at each poll until a buffer takes it).
+            self.hello_due = true;
+            self.say_hello();
             return Some(Device::Console);
         }
         if s.name() == net::SERVICE && self.devices.net == Some(DeviceEnd::Uses) {
@@ -266,6 +320,13 @@ impl<'w, D: Doorbell> Session<'w, D> {
             return Some(Device::Net);
         }
         None
+    }
+
+    /// Sends the console hello if one is due and a buffer is free.
+    fn say_hello(&mut self) {
+        if let (true, Some(dst)) = (self.hello_due, self.peer_console) {
+            self.hello_due = !matches!(self.link.send(console::EP, dst, b""), Ok(true));
+        }
     }
 
     /// Sends one console line (the provider's output) to the peer. `false`:

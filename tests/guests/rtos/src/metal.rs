@@ -8,9 +8,12 @@ use boards::power::Conduit;
 use boards::uart::{Console, UartKind};
 use remoteproc::avps::net;
 use remoteproc::avps::session::{DeviceEnd, Devices, Placement, Polled, Received, Session};
+use remoteproc::virtio::bus::EP as VIRTIO_EP;
 use shmem::doorbell::Polling;
 use shmem::Window;
 use ufmt::{uWrite, uwrite, uwriteln};
+use virtio_drivers::device::rng::VirtIORng;
+use virtio_msg_driver::{LinkBus, MsgTransport, WindowHal};
 
 use crate::irq::{Interrupts, ALARMS, DOORBELLS, GAPS};
 use crate::net::NetStack;
@@ -298,7 +301,19 @@ struct LinkEnd<'w> {
     peer_done: bool,
     /// A test message waiting to be relayed onto this side.
     relay: Option<([u8; 496], usize)>,
+    /// Where this side's virtio drivers live in the window (physical
+    /// address and length), when the peer provides a virtio device.
+    pool: Option<(u64, usize)>,
+    /// What the entropy request after the link came up got, to be logged.
+    entropy: Option<Result<[u8; ENTROPY], &'static str>>,
 }
+
+/// Entropy bytes asked of the peer's entropy device each time a link comes
+/// up.
+const ENTROPY: usize = 32;
+
+/// `WindowHal` takes one pool per program: the first link's.
+static POOL_GIVEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 impl<'w> LinkEnd<'w> {
     fn open(l: &LinkNode<'w>, me: &str) -> Option<Self> {
@@ -323,6 +338,10 @@ impl<'w> LinkEnd<'w> {
         let mut session = Session::open(window, placement.config()?, Polling, devices).ok()?;
         let _ = window.write_u32(HEARTBEAT_OFFSET as usize, 0);
         let test_ep = session.link.create_endpoint(Some(TEST_EP)).ok()?;
+        let pool = (devices.rng == Some(DeviceEnd::Uses))
+            .then(|| amp_plan::layout::virtio_pool(size, l.host))
+            .flatten()
+            .map(|(at, len)| (base + at, len as usize));
         let net = (devices.net == Some(DeviceEnd::Provides)).then(|| {
             let subnet = l
                 .net_subnet()
@@ -344,6 +363,8 @@ impl<'w> LinkEnd<'w> {
             peer_test: None,
             peer_done: false,
             relay: None,
+            pool,
+            entropy: None,
         })
     }
 
@@ -364,12 +385,43 @@ impl<'w> LinkEnd<'w> {
                 }
             }
             Polled::Up => {
+                // Before anything is announced, so no other traffic comes.
+                if self.pool.is_some() {
+                    self.entropy = Some(self.request_entropy());
+                }
                 let _ = self.session.link.announce(self.test_ep, TEST_SERVICE);
                 self.measure = self.net.is_some();
             }
             Polled::Quiet => {}
         }
         self.serve_net();
+    }
+
+    /// Asks the peer's entropy device for bytes: virtio-drivers' own
+    /// `VirtIORng` over virtio-msg on this link, its virtqueue in our part
+    /// of the window.
+    #[inline(never)]
+    fn request_entropy(&mut self) -> Result<[u8; ENTROPY], &'static str> {
+        let (at, len) = self.pool.ok_or("no pool")?;
+        if !POOL_GIVEN.swap(true, Ordering::AcqRel) {
+            // SAFETY: the pool is this side's half of the window's virtio
+            // pages (the plan's layout), physical = virtual with the MMU
+            // off, mapped for the life of the partition and touched by
+            // nothing else here; the peer reaches it through its window.
+            if !unsafe { WindowHal::init(at as *mut u8, at, len) } {
+                return Err("window pool unusable");
+            }
+        }
+        let bus = LinkBus::new(&mut self.session.link, VIRTIO_EP, VIRTIO_EP);
+        let transport = MsgTransport::new(bus, 0).map_err(|_| "no answer from the device")?;
+        let mut rng =
+            VirtIORng::<WindowHal, _>::new(transport).map_err(|_| "driver did not start")?;
+        let mut bytes = [0u8; ENTROPY];
+        match rng.request_entropy(&mut bytes) {
+            Ok(ENTROPY) => Ok(bytes),
+            Ok(_) => Err("short read"),
+            Err(_) => Err("request failed"),
+        }
     }
 
     /// Runs the network stack and sends what it queued, as the ring has room.
@@ -456,6 +508,20 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
             if side.measure {
                 side.measure = false;
                 measure_stack(log);
+            }
+            match side.entropy.take() {
+                Some(Ok(bytes)) => {
+                    // One line of at most 120 characters, tag included.
+                    let _ = uwrite!(log, "entropy from {} (virtio-rng): ", side.peer);
+                    for b in bytes {
+                        let _ = uwrite!(log, "{:02x}", b);
+                    }
+                    let _ = uwriteln!(log, "");
+                }
+                Some(Err(why)) => {
+                    let _ = uwriteln!(log, "entropy: none from {} ({})", side.peer, why);
+                }
+                None => {}
             }
             // Each finished echo connection: what the network device did.
             if let Some(stack) = &side.net {
@@ -694,7 +760,9 @@ fn receive(side: &mut LinkEnd<'_>) -> Option<Arrival> {
             Ok(Some(Received::Service(s))) if s.name() == TEST_SERVICE => {
                 side.peer_test = Some(s.addr);
             }
-            Ok(Some(Received::Service(_) | Received::Announced(_))) => {}
+            // Late answers of a virtio device (its driver here polls in
+            // `request_entropy`), and services we do not use.
+            Ok(Some(Received::Service(_) | Received::Announced(_) | Received::Virtio { .. })) => {}
             Ok(Some(Received::Net(n))) => {
                 if let Some(stack) = &mut side.net {
                     stack.push_message(&bytes[..n]);
