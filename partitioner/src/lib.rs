@@ -19,6 +19,9 @@ pub mod host;
 pub mod manifest;
 #[cfg(feature = "std")]
 pub mod parse;
+// The planner runs on the host only (`amp plan`); the boot stage takes its
+// output through `amp_plan` and re-checks it with `recheck`.
+#[cfg(feature = "std")]
 pub mod plan;
 pub mod prepare;
 pub mod recheck;

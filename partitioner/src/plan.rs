@@ -15,15 +15,7 @@ use crate::manifest::{DoorbellKind, Manifest, AVPS_KINDS};
 use crate::rules::{Resolved, LINUX_ALIGN, PAGE};
 use crate::tree::Tree;
 
-/// Link windows are placed on this boundary.
-pub const WINDOW_ALIGN: u64 = 0x1_0000;
-/// Room kept for a partition's device tree.
-pub const DTB_ROOM: u64 = 0x20_0000;
-/// Windows end below 4 GiB: the remoteproc resource table and rpmsg-lite carry
-/// vring addresses in 32 bits.
-pub const WINDOW_LIMIT: u64 = 1 << 32;
-/// First SGI used for link doorbells (Linux keeps 0-7 for its own IPIs).
-pub const FIRST_DOORBELL_SGI: u32 = 8;
+pub use amp_plan::layout::{DTB_ROOM, FIRST_DOORBELL_SGI, WINDOW_ALIGN, WINDOW_LIMIT};
 
 /// Builds the plan of a manifest that validated without errors.
 pub fn plan(

@@ -19,10 +19,10 @@ use amp_plan::pack::{self, Entry, EntryKind, PackError};
 use amp_plan::{ImageKind, Plan, PlannedPartition};
 
 use crate::elf::Elf;
-use crate::plan::DTB_ROOM;
 use crate::recheck::{recheck, Mismatch};
 use crate::rules::overlaps;
 use crate::tree::{Tree, ROOT};
+use amp_plan::layout::DTB_ROOM;
 
 /// Bytes at the end of a partition's device-tree room kept for a spin-table
 /// trampoline (a spin table passes no argument, the trampoline loads `x0`).

@@ -4,9 +4,9 @@
 //! loader). Nothing is started unless every partition's cores, memory and
 //! devices and every link window exist here.
 
-use crate::plan::Plan;
 use crate::rules::{inside_any as inside, overlaps};
 use amp_plan::dt::DeviceTree;
+use amp_plan::Plan;
 
 /// The first way a plan does not fit the hardware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

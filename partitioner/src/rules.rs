@@ -617,7 +617,7 @@ impl Validator<'_, '_> {
                         ),
                         "place it inside DRAM, or leave out `base` to let the planner place it",
                     ));
-                } else if w.0.saturating_add(w.1) > crate::plan::WINDOW_LIMIT {
+                } else if w.0.saturating_add(w.1) > amp_plan::layout::WINDOW_LIMIT {
                     found.push(Diagnostic::new(
                         Code::WindowPlacement,
                         base.span,

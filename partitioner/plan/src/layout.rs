@@ -27,6 +27,17 @@ pub const HEARTBEAT_OFFSET: u64 = 0xf00;
 /// Where the demo RTOS counts the RTC alarms it took, a u32 read the same way.
 pub const ALARMS_OFFSET: u64 = 0xf04;
 
+/// Link windows are placed on this boundary.
+pub const WINDOW_ALIGN: u64 = 0x1_0000;
+/// Room kept for a partition's device tree (the boot stage writes the tree
+/// there, and a spin-table trampoline at its end).
+pub const DTB_ROOM: u64 = 0x20_0000;
+/// Windows end below 4 GiB: the remoteproc resource table and rpmsg-lite carry
+/// vring addresses in 32 bits.
+pub const WINDOW_LIMIT: u64 = 1 << 32;
+/// First SGI used for link doorbells (Linux keeps 0-7 for its own IPIs).
+pub const FIRST_DOORBELL_SGI: u32 = 8;
+
 /// Bytes of a legacy split vring of `entries` entries aligned to `align`
 /// (Linux `vring_size`): the descriptors and the available ring then, on the
 /// next `align` boundary, the used ring, as `shmem`'s
