@@ -400,6 +400,8 @@ impl<'w> LinkEnd<'w> {
     /// Asks the peer's entropy device for bytes: virtio-drivers' own
     /// `VirtIORng` over virtio-msg on this link, its virtqueue in our part
     /// of the window.
+    // Out of line: the driver, its transport and their buffers make a large
+    // frame that the per-pass poll should not carry.
     #[inline(never)]
     fn request_entropy(&mut self) -> Result<[u8; ENTROPY], &'static str> {
         let (at, len) = self.pool.ok_or("no pool")?;
