@@ -5,7 +5,7 @@
 //! config space (`writeback`, settable with `VIRTIO_BLK_F_CONFIG_WCE`).
 
 use super::chain::ChainIo;
-use super::device::{DeviceModel, ModelError};
+use super::device::{serve_each, DeviceModel, ModelError};
 use super::device_id;
 use shmem::{DeviceQueue, Window};
 
@@ -363,39 +363,29 @@ impl<S: BlockStore> DeviceModel for Blk<S> {
         queue: &mut DeviceQueue<'_>,
         window: &Window<'_>,
     ) -> Result<bool, ModelError> {
-        let mut used = false;
-        for _ in 0..queue.layout().size {
-            let Some(chain) = queue.pop_available()? else {
-                break;
+        serve_each(queue, |chain| {
+            let mut io = ChainIo::new(window, chain);
+            let st = match self.request(&mut io) {
+                Ok(st) => st,
+                // A request the chain cannot carry: refused, the queue goes on.
+                Err(ModelError::Request) => status::IOERR,
+                Err(e) => return Err(e),
             };
-            let (st, written) = {
-                let mut io = ChainIo::new(window, &chain);
-                let st = match self.request(&mut io) {
-                    Ok(st) => st,
-                    // A request the chain cannot carry: refused, the queue goes on.
-                    Err(ModelError::Request) => status::IOERR,
-                    Err(e) => return Err(e),
-                };
-                // The status is the chain's last writable byte.
-                let skip = io.writable_left().saturating_sub(1);
-                let pad = [0u8; 64];
-                let mut left = skip;
-                while left > 0 {
-                    let n = left.min(pad.len());
-                    io.write(&pad[..n])?;
-                    left -= n;
-                }
-                if io.writable_left() == 1 {
-                    io.write(&[st])?;
-                }
-                (st, io.written() as u32)
-            };
+            // The status is the chain's last writable byte.
+            let pad = [0u8; 64];
+            let mut left = io.writable_left().saturating_sub(1);
+            while left > 0 {
+                let n = left.min(pad.len());
+                io.write(&pad[..n])?;
+                left -= n;
+            }
+            if io.writable_left() == 1 {
+                io.write(&[st])?;
+            }
             if st != status::OK {
                 self.stats.errors += 1;
             }
-            queue.push_used(chain, written)?;
-            used = true;
-        }
-        Ok(used)
+            Ok(io.written() as u32)
+        })
     }
 }

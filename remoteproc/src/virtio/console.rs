@@ -4,7 +4,7 @@
 //! queue (0), as they come.
 
 use super::chain::ChainIo;
-use super::device::{DeviceModel, ModelError};
+use super::device::{serve_each, DeviceModel, ModelError};
 use super::device_id;
 use shmem::{DeviceQueue, Window};
 
@@ -93,11 +93,8 @@ impl<P: ConsolePort> DeviceModel for Console<P> {
         let mut used = false;
         match index {
             queue::TRANSMIT => {
-                for _ in 0..queue.layout().size {
-                    let Some(chain) = queue.pop_available()? else {
-                        break;
-                    };
-                    let mut io = ChainIo::new(window, &chain);
+                used = serve_each(queue, |chain| {
+                    let mut io = ChainIo::new(window, chain);
                     let mut chunk = [0u8; 64];
                     while io.readable_left() > 0 {
                         let n = io.readable_left().min(chunk.len());
@@ -105,9 +102,8 @@ impl<P: ConsolePort> DeviceModel for Console<P> {
                         self.port.output(&chunk[..n]);
                         self.bytes_out += n as u64;
                     }
-                    queue.push_used(chain, 0)?;
-                    used = true;
-                }
+                    Ok(0)
+                })?;
             }
             _ => {
                 // A receive buffer is filled only when there is input: the

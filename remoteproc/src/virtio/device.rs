@@ -83,6 +83,25 @@ pub enum Reply<'c> {
     Nothing,
 }
 
+/// Serves every chain available on `queue`, at most a queue's worth: `each`
+/// does the work of one and says how many bytes it wrote, and the chain goes
+/// back used. Returns whether any chain was used.
+pub fn serve_each(
+    queue: &mut DeviceQueue<'_>,
+    mut each: impl FnMut(&shmem::Chain) -> Result<u32, ModelError>,
+) -> Result<bool, ModelError> {
+    let mut used = false;
+    for _ in 0..queue.layout().size {
+        let Some(chain) = queue.pop_available()? else {
+            break;
+        };
+        let written = each(&chain)?;
+        queue.push_used(chain, written)?;
+        used = true;
+    }
+    Ok(used)
+}
+
 /// Queues a device may have.
 pub const MAX_QUEUES: usize = 4;
 

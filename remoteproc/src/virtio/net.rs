@@ -4,7 +4,7 @@
 //! written into the buffers the driver posts on the receive queue (0).
 
 use super::chain::ChainIo;
-use super::device::{DeviceModel, ModelError};
+use super::device::{serve_each, DeviceModel, ModelError};
 use super::device_id;
 use crate::avps::net::MAX_FRAME;
 use shmem::{DeviceQueue, Window};
@@ -132,11 +132,8 @@ impl<P: NetPort> DeviceModel for Net<P> {
         let mut frame = [0u8; HEADER_LEN + MAX_FRAME];
         match index {
             queue::TRANSMIT => {
-                for _ in 0..queue.layout().size {
-                    let Some(chain) = queue.pop_available()? else {
-                        break;
-                    };
-                    let mut io = ChainIo::new(window, &chain);
+                used = serve_each(queue, |chain| {
+                    let mut io = ChainIo::new(window, chain);
                     let n = io.readable_left();
                     // A header, an Ethernet header, at most MAX_FRAME.
                     if n < HEADER_LEN + 14 || n > frame.len() {
@@ -151,9 +148,8 @@ impl<P: NetPort> DeviceModel for Net<P> {
                             self.stats.transmitted += 1;
                         }
                     }
-                    queue.push_used(chain, 0)?;
-                    used = true;
-                }
+                    Ok(0)
+                })?;
             }
             _ => {
                 for _ in 0..queue.layout().size {

@@ -1,7 +1,7 @@
 //! The entropy device (virtio 1.x §5.4): one request queue; each chain the
 //! driver offers is a writable buffer the device fills with random bytes.
 
-use super::device::{DeviceModel, ModelError};
+use super::device::{serve_each, DeviceModel, ModelError};
 use super::device_id;
 use shmem::{DeviceQueue, Window};
 
@@ -46,12 +46,7 @@ impl<E: Entropy> DeviceModel for Rng<E> {
         queue: &mut DeviceQueue<'_>,
         window: &Window<'_>,
     ) -> Result<bool, ModelError> {
-        let mut used = false;
-        // At most a queue's worth per call.
-        for _ in 0..queue.layout().size {
-            let Some(chain) = queue.pop_available()? else {
-                break;
-            };
+        serve_each(queue, |chain| {
             let mut written = 0u32;
             let mut chunk = [0u8; 64];
             for b in chain.buffers().iter().filter(|b| b.device_writable) {
@@ -69,9 +64,7 @@ impl<E: Entropy> DeviceModel for Rng<E> {
                 written += done as u32;
             }
             self.given += u64::from(written);
-            queue.push_used(chain, written)?;
-            used = true;
-        }
-        Ok(used)
+            Ok(written)
+        })
     }
 }
