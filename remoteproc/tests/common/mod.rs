@@ -2,9 +2,10 @@
 //! window, the two standard configurations, and a doorbell that records rings.
 #![allow(dead_code, reason = "each test binary uses part of the helpers")]
 
-use remoteproc::{LinkConfig, Placement, Role};
+use remoteproc::{Incoming, Link, LinkConfig, Placement, Role};
 use shmem::doorbell::Doorbell;
 use shmem::window::Word;
+use shmem::Window;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -58,4 +59,62 @@ impl Doorbell for Bell {
     fn ring(&mut self, queue: u16) {
         self.0[usize::from(queue & 1)].fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The link type the single-thread tests use.
+pub(crate) type L<'a> = Link<'a, Bell, 16, 4>;
+
+pub(crate) fn up<'a>(
+    w: Window<'a>,
+    host: LinkConfig,
+    remote: LinkConfig,
+) -> (L<'a>, L<'a>, Bell, Bell) {
+    let (hb, rb) = (Bell::default(), Bell::default());
+    let mut r = L::new(w, remote, rb.clone()).unwrap();
+    let mut h = L::new(w, host, hb.clone()).unwrap();
+    h.poll().unwrap();
+    r.poll().unwrap();
+    assert!(h.is_up() && r.is_up());
+    (h, r, hb, rb)
+}
+
+pub(crate) fn expect_message(link: &mut L<'_>) -> (u32, u32, Vec<u8>) {
+    match link.receive().unwrap() {
+        Some(Incoming::Message(m)) => {
+            let mut v = vec![0; m.len()];
+            m.read(0, &mut v).unwrap();
+            let out = (m.src(), m.dst(), v);
+            link.release(m).unwrap();
+            out
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// One endpoint on each side, at the first dynamic addresses: (host's, remote's).
+pub(crate) fn endpoints(h: &mut L<'_>, r: &mut L<'_>) -> (u32, u32) {
+    (
+        h.create_endpoint(None).unwrap().addr(),
+        r.create_endpoint(None).unwrap().addr(),
+    )
+}
+
+pub(crate) fn configs() -> Vec<(&'static str, LinkConfig, LinkConfig)> {
+    vec![
+        (
+            "resource table",
+            table_config(Role::Host, 16),
+            table_config(Role::Remote, 16),
+        ),
+        (
+            "rpmsg-lite static",
+            lite_config(Role::Host, 16),
+            lite_config(Role::Remote, 16),
+        ),
+        (
+            "ours with epochs",
+            ours(Role::Host, 16),
+            ours(Role::Remote, 16),
+        ),
+    ]
 }
