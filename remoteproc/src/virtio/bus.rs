@@ -79,14 +79,15 @@ pub fn serve(devices: &mut [&mut dyn BusDevice], bytes: &[u8], out: &mut [u8]) -
                             bitmap[usize::from(n / 8)] |= 1 << (n % 8);
                         }
                     }
+                    // Where the next present device after these is, 0 if none.
                     let end = usize::from(offset) + usize::from(count);
+                    let next = if end < devices.len() { end as u16 } else { 0 };
                     Bus::Devices {
                         offset,
-                        next: 0,
+                        next,
                         count,
                         bitmap: &bitmap[..usize::from(count).div_ceil(8)],
                     }
-                    .with_next(end < devices.len(), end)
                 }
                 _ => return Served::Nothing,
             };
@@ -112,27 +113,6 @@ pub fn serve(devices: &mut [&mut dyn BusDevice], bytes: &[u8], out: &mut [u8]) -
     match encoded {
         Ok(n) => Served::Reply(n),
         Err(_) => Served::Refused,
-    }
-}
-
-impl Bus<'_> {
-    /// A GET_DEVICES answer with its `next` set to `end` when devices
-    /// remain past the range.
-    fn with_next(self, more: bool, end: usize) -> Self {
-        match self {
-            Bus::Devices {
-                offset,
-                count,
-                bitmap,
-                ..
-            } => Bus::Devices {
-                offset,
-                next: if more { end as u16 } else { 0 },
-                count,
-                bitmap,
-            },
-            other => other,
-        }
     }
 }
 
