@@ -48,10 +48,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         &machine,
         Duration::from_secs(180),
         &[
-            (
-                "announced its console",
-                "cat /dev/avps/linux-rtos/console &\n",
-            ),
+            ("console of rtos up", "cat /dev/avps/linux-rtos/console &\n"),
             // The network device: ping the RTOS, then 1 MiB through its TCP
             // echo service.
             ("[rtos] cores up: 2", "ping -c 20 -i 0.2 10.77.0.2\n"),
@@ -62,7 +59,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
                 "killall avps-bridge; avps-bridge &\n",
             ),
             (
-                "announced its network device",
+                "network device of rtos up",
                 "cat /dev/avps/linux-rtos/console &\n",
             ),
             (
@@ -101,7 +98,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         "{t}"
     );
     assert!(
-        t.has("avps-bridge: link linux-rtos: rtos announced its console"),
+        t.has("avps-bridge: link linux-rtos: console of rtos up"),
         "{t}"
     );
     // What `cat` printed: the RTOS's own view of its partition.
@@ -139,7 +136,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     let announced = t
         .lines
         .iter()
-        .filter(|l| l.contains("rtos announced its console"))
+        .filter(|l| l.contains("console of rtos up"))
         .count();
     assert!(
         announced >= 2,
@@ -176,7 +173,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     let second = t
         .lines
         .iter()
-        .rposition(|l| l.contains("rtos announced its console"))
+        .rposition(|l| l.contains("console of rtos up"))
         .unwrap();
     assert!(
         t.lines[second..].iter().any(|l| l.contains("[rtos] alive")),

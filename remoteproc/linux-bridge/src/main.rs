@@ -4,30 +4,35 @@
 //! It finds the links in the device tree the kernel booted with
 //! (`/sys/firmware/fdt`, under `/amp-links`), maps each window
 //! through `/dev/mem` (the windows lie outside Linux's memory, which a
-//! `STRICT_DEVMEM` kernel allows), speaks rpmsg as the host side, and exposes
-//! each AVPS console as a pseudo-terminal at `/dev/avps/<link>/console` and
-//! each AVPS network device as a TAP interface (`avps0`, `avps1`, ...).
+//! `STRICT_DEVMEM` kernel allows), speaks rpmsg as the host side, drives the
+//! peer's virtio devices over virtio-msg with `virtio-drivers`' own drivers
+//! and exposes each console as a pseudo-terminal at
+//! `/dev/avps/<link>/console` and each network device as a TAP interface
+//! (`avps0`, `avps1`, ...); it serves Linux's entropy to the peer.
 //! It logs what it found, and exits cleanly on SIGTERM or SIGINT.
 //!
 //! `avps-bridge echo` checks a network link end to end against the
 //! provider's TCP echo service.
 
+mod drivers;
 mod echo;
 mod links;
 mod pty;
 mod tap;
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use drivers::{Drivers, GetRandom, LinkSession, LinuxDevices};
 use remoteproc::avps::net;
-use remoteproc::avps::session::{Device, DeviceEnd, Devices, Placement, Polled, Received, Session};
-use remoteproc::virtio::bus::{self, Served as Answer};
-use remoteproc::virtio::rng::{Entropy, Rng};
+use remoteproc::avps::session::{DeviceEnd, Devices, Kind, Placement, Polled, Received, Session};
+use remoteproc::virtio::rng::Rng;
 use remoteproc::virtio::VirtioDevice;
 use shmem::doorbell::Polling;
 use shmem::Window;
+use virtio_msg_driver::WindowHal;
 
 const USAGE: &str = "\
 usage: avps-bridge [DTB]
@@ -116,43 +121,32 @@ impl Drop for Mapping {
 }
 
 /// One served link.
-struct Served<'m> {
+struct Served {
     node: links::LinkInfo,
-    /// The link's AVPS session (the link itself is `session.link`).
-    session: Session<'m, Polling>,
+    /// The link's AVPS session (the link itself is `session.link`), for
+    /// the life of the bridge: the drivers' buses borrow it.
+    session: &'static RefCell<LinkSession>,
+    drivers: Drivers,
     console: Option<pty::Pty>,
     /// The TAP interface for the network device the peer provides.
     tap: Option<tap::Tap>,
-    /// The frame read from the TAP on its way out, as the ring has room.
-    outgoing: net::Outgoing,
-    /// The frame coming in from the peer, message by message.
-    incoming: net::Reassembly,
-    /// Frames dropped: too long for the link, or not frames at all.
-    dropped: u64,
     /// The last error logged, so a persisting one is logged once.
     last_error: Option<String>,
-    /// The entropy device Linux provides to the peer.
-    rng: Option<VirtioDevice<'m, Rng<GetRandom>>>,
 }
 
-/// Entropy from Linux's pool.
-struct GetRandom;
-
-impl Entropy for GetRandom {
-    fn fill(&mut self, out: &mut [u8]) -> usize {
-        // SAFETY: `out` is writable for its length.
-        let n = unsafe { libc::getrandom(out.as_mut_ptr().cast(), out.len(), 0) };
-        usize::try_from(n).unwrap_or(0)
+impl Served {
+    fn log_once(&mut self, text: String) {
+        if self.last_error.as_deref() != Some(&text) {
+            log(format_args!("link {}: {text}", self.node.name));
+            self.last_error = Some(text);
+        }
     }
 }
 
-fn serve<'m>(
-    node: links::LinkInfo,
-    map: &'m Mapping,
-    taps: &mut u32,
-) -> Result<Served<'m>, String> {
-    // SAFETY: the mapping is the link's window (outside Linux's memory), valid
-    // until `map` is dropped, and only reached through this `Window`.
+fn serve(node: links::LinkInfo, map: &'static Mapping, taps: &mut u32) -> Result<Served, String> {
+    // SAFETY: the mapping is the link's window (outside Linux's memory),
+    // valid for the rest of the program (leaked), and only reached through
+    // this `Window` and the drivers' pool inside it.
     let window = unsafe { Window::from_raw(map.base, map.len) }
         .map_err(|e| format!("{e:?}"))?
         .with_bus_address(node.window.0);
@@ -170,30 +164,51 @@ fn serve<'m>(
         .ok_or("rings or buffers outside the window, or a ring too large")?;
     // The peer's console and network device are used here (a pty, a TAP
     // interface); Linux provides the entropy device (from getrandom). The
-    // rest has no backend in the bridge yet (`amp check` refuses it).
-    let mut devices = Devices::of(
-        &node.peer,
-        node.devices.iter().map(|(k, p)| (k.as_str(), p.as_str())),
-    );
-    for end in [&mut devices.console, &mut devices.net] {
-        *end = match *end {
-            Some(DeviceEnd::Provides) => Some(DeviceEnd::Uses),
-            _ => None,
+    // rest has no end in the bridge yet (`amp check` refuses it).
+    let mut devices = Devices::default();
+    for (kind, provider) in &node.devices {
+        let theirs = *provider == node.peer;
+        let end = match (Kind::from_name(kind), theirs) {
+            (Some(Kind::Console | Kind::Net), true) => Some(DeviceEnd::Uses),
+            (Some(Kind::Rng), false) => Some(DeviceEnd::Provides),
+            _ => {
+                log(format_args!(
+                    "link {}: {kind} provided by {provider}: no end for it in the bridge, not served",
+                    node.name
+                ));
+                continue;
+            }
         };
+        if let Some(k) = Kind::from_name(kind) {
+            devices.set(k, end);
+        }
     }
-    devices.rng = match devices.rng {
-        Some(DeviceEnd::Uses) => Some(DeviceEnd::Provides),
-        _ => None,
-    };
-    let session = Session::open(window, config, Polling, devices).map_err(|e| format!("{e:?}"))?;
-    let rng = devices.rng.map(|_| {
+    let rng = (devices.end(Kind::Rng) == Some(DeviceEnd::Provides)).then(|| {
         log(format_args!(
             "link {}: entropy device for {} (virtio-rng over virtio-msg, from getrandom)",
             node.name, node.peer
         ));
         VirtioDevice::new(Rng::new(GetRandom), window)
     });
-    let console = if devices.console.is_some() {
+    let session = Session::open(window, config, Polling, devices, LinuxDevices { rng })
+        .map_err(|e| format!("{e:?}"))?;
+    let session: &'static RefCell<LinkSession> = Box::leak(Box::new(RefCell::new(session)));
+    // Our drivers' queues and bounce buffers: our half of what the rpmsg
+    // parts leave of the window.
+    let pool = if devices.any(DeviceEnd::Uses) {
+        let (at, len) = amp_plan::layout::virtio_pool(node.window.1, node.host)
+            .ok_or("the window leaves no room for the drivers' queues")?;
+        let (at, len) = (at as usize, len as usize);
+        // SAFETY: `at..at + len` lies inside the leaked mapping (the layout
+        // keeps it inside the window), is page-aligned, belongs to this
+        // side's drivers only (the peer's half and the rpmsg parts lie
+        // elsewhere), and nothing else in the bridge touches it.
+        let id = unsafe { WindowHal::add_pool(map.base.add(at), node.window.0 + at as u64, len) };
+        Some(id.ok_or("more links with drivers than the bridge has pools for")?)
+    } else {
+        None
+    };
+    let console = if devices.end(Kind::Console).is_some() {
         let dir = Path::new("/dev/avps").join(&node.name);
         let p = pty::Pty::open(&dir.join("console")).map_err(|e| format!("console pty: {e}"))?;
         log(format_args!(
@@ -207,7 +222,7 @@ fn serve<'m>(
     } else {
         None
     };
-    let tap = if devices.net.is_some() {
+    let tap = if devices.end(Kind::Net).is_some() {
         let name = format!("avps{taps}");
         *taps += 1;
         let subnet = node.net_subnet.unwrap_or(net::Subnet::DEFAULT);
@@ -238,13 +253,10 @@ fn serve<'m>(
     Ok(Served {
         node,
         session,
+        drivers: Drivers::new(session, pool),
         console,
         tap,
-        outgoing: net::Outgoing::new(),
-        incoming: net::Reassembly::new(),
-        dropped: 0,
         last_error: None,
-        rng,
     })
 }
 
@@ -300,79 +312,24 @@ fn main() {
             }
         }
     }
-    let mut served: Vec<Served<'_>> = Vec::new();
+    let mut served: Vec<Served> = Vec::new();
     let mut taps = 0;
-    for (node, map) in nodes.into_iter().zip(&maps) {
+    for (node, map) in nodes.into_iter().zip(maps) {
         let Some(map) = map else { continue };
         let name = node.name.clone();
+        // The drivers' buses and pools point into the window for the rest
+        // of the program.
+        let map: &'static Mapping = Box::leak(Box::new(map));
         match serve(node, map, &mut taps) {
             Ok(s) => served.push(s),
             Err(e) => log(format_args!("link {name}: {e}")),
         }
     }
-    let mut buf = [0u8; 496];
     let mut last_busy = std::time::Instant::now();
     while !STOP.load(Ordering::Relaxed) {
         let mut busy = false;
         for s in &mut served {
-            if let Polled::Reset(e) = s.session.poll() {
-                log(format_args!("link {}: {e:?}; reset", s.node.name));
-                s.outgoing.clear();
-                s.incoming.clear();
-            }
-            busy |= forward_frames(s);
-            loop {
-                match s.session.receive(&mut buf) {
-                    Ok(Some(Received::Announced(device))) => {
-                        busy = true;
-                        let what = match device {
-                            Device::Console => "console",
-                            Device::Net => "network device",
-                        };
-                        log(format_args!(
-                            "link {}: {} announced its {what}",
-                            s.node.name, s.node.peer
-                        ));
-                    }
-                    Ok(Some(Received::Console(n))) => {
-                        busy = true;
-                        if let Some(p) = &mut s.console {
-                            p.write_line(&buf[..n]);
-                        }
-                    }
-                    Ok(Some(Received::Net(n))) => {
-                        busy = true;
-                        match (&s.tap, s.incoming.push(&buf[..n])) {
-                            (Some(t), Ok(Some(frame))) => {
-                                if !t.write(frame) {
-                                    s.dropped += 1;
-                                }
-                            }
-                            (_, Ok(None)) => {}
-                            _ => s.dropped += 1,
-                        }
-                    }
-                    Ok(Some(Received::Message(m))) => {
-                        // For no endpoint of ours: given back unread.
-                        busy = true;
-                        let _ = s.session.link.release(m);
-                    }
-                    Ok(Some(Received::Service(_))) => busy = true,
-                    Ok(Some(Received::Virtio { len, src })) => {
-                        busy = true;
-                        serve_virtio(s, &buf[..len], src);
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let text = format!("{e:?}");
-                        if s.last_error.as_deref() != Some(&text) {
-                            log(format_args!("link {}: {text}", s.node.name));
-                            s.last_error = Some(text);
-                        }
-                        break;
-                    }
-                }
-            }
+            busy |= serve_link(s);
         }
         if busy {
             last_busy = std::time::Instant::now();
@@ -387,83 +344,83 @@ fn main() {
         }
     }
     for s in &served {
-        if s.dropped > 0 {
+        if let Some(n) = s.drivers.net.as_ref().filter(|n| n.dropped > 0) {
             log(format_args!(
                 "link {}: {} frames dropped",
-                s.node.name, s.dropped
+                s.node.name, n.dropped
+            ));
+        }
+        let st = s.session.borrow().stats();
+        if st.refused + st.unanswered > 0 {
+            log(format_args!(
+                "link {}: {} messages to our devices refused, {} answers dropped",
+                s.node.name, st.refused, st.unanswered
             ));
         }
     }
     log(format_args!("stopping"));
 }
 
-/// Answers one virtio-msg message for the devices Linux provides on a
-/// link. An answer waits (briefly) for room; an event goes only if there is
-/// room, as the driver polls its rings anyway.
-fn serve_virtio(s: &mut Served<'_>, message: &[u8], src: u32) {
-    let Some(rng) = &mut s.rng else { return };
-    let mut out = [0u8; 496];
-    let (len, patient) = match bus::serve(&mut [rng], message, &mut out) {
-        Answer::Reply(n) => (n, true),
-        Answer::Event(n) => (n, false),
-        Answer::Nothing => return,
-        Answer::Refused => {
-            s.dropped += 1;
-            return;
-        }
-    };
-    for _ in 0..if patient { 100_000 } else { 1 } {
-        match s.session.link.send(bus::EP, src, &out[..len]) {
-            Ok(true) => return,
-            Ok(false) => std::hint::spin_loop(),
-            Err(_) => return,
-        }
+/// One pass over a link: the session, what arrived, the drivers. Whether
+/// anything moved.
+fn serve_link(s: &mut Served) -> bool {
+    let mut busy = false;
+    let polled = s.session.borrow_mut().poll();
+    if let Polled::Reset(e) = polled {
+        log(format_args!("link {}: {e:?}; reset", s.node.name));
+        s.drivers.stop();
     }
-}
-
-/// Sends the frames Linux wrote to a link's TAP interface to its peer, as
-/// the ring has room; true if any message went.
-fn forward_frames(s: &mut Served<'_>) -> bool {
-    let Some(tap) = &s.tap else {
-        return false;
-    };
-    if s.session.peer_net().is_none() {
-        return false;
-    }
-    let mut sent = false;
     loop {
-        if s.outgoing.is_idle() {
-            let mut frame = [0u8; net::MAX_FRAME + 1];
-            match tap.read(&mut frame) {
-                Some(n) if n <= net::MAX_FRAME => {
-                    s.outgoing.load(&frame[..n]);
-                }
-                // Larger than the MTU we gave the interface: cannot go.
-                Some(_) => {
-                    s.dropped += 1;
-                    continue;
-                }
-                None => return sent,
+        let received = s.session.borrow_mut().receive();
+        match received {
+            Ok(Some(Received::PeerBus)) => {
+                busy = true;
+                log(format_args!(
+                    "link {}: {} announced its virtio-msg bus",
+                    s.node.name, s.node.peer
+                ));
+            }
+            Ok(Some(Received::Message(m))) => {
+                // For no endpoint of ours: given back unread.
+                busy = true;
+                let _ = s.session.borrow_mut().link.release(m);
+            }
+            Ok(Some(Received::Service(_))) => busy = true,
+            Ok(None) => break,
+            Err(e) => {
+                s.log_once(format!("{e:?}"));
+                break;
             }
         }
-        let session = &mut s.session;
-        let out = s.outgoing.pump(|m| {
-            let ok = session.send_net(m);
-            sent |= ok;
-            ok
-        });
-        // Ring full: the frame waits, and Linux's queue behind it.
-        if !out {
-            return sent;
-        }
     }
+    let had = (s.drivers.console.is_some(), s.drivers.net.is_some());
+    for e in s.drivers.start() {
+        s.log_once(e);
+    }
+    if !had.0 && s.drivers.console.is_some() {
+        log(format_args!(
+            "link {}: console of {} up (virtio-drivers' VirtIOConsole over virtio-msg)",
+            s.node.name, s.node.peer
+        ));
+    }
+    if !had.1 && s.drivers.net.is_some() {
+        log(format_args!(
+            "link {}: network device of {} up (virtio-drivers' VirtIONetRaw over virtio-msg)",
+            s.node.name, s.node.peer
+        ));
+    }
+    let (moved, failed) = s.drivers.pump(s.console.as_mut(), s.tap.as_ref());
+    for e in failed {
+        s.log_once(e);
+    }
+    busy | moved
 }
 
 /// Sleeps up to `ms` milliseconds, or until a TAP interface has a frame.
-fn wait_for_frames(served: &[Served<'_>], ms: i32) {
+fn wait_for_frames(served: &[Served], ms: i32) {
     let mut fds: Vec<libc::pollfd> = served
         .iter()
-        .filter(|s| s.outgoing.is_idle() && s.session.peer_net().is_some())
+        .filter(|s| s.drivers.net.as_ref().is_some_and(|n| n.takes_frames()))
         .filter_map(|s| s.tap.as_ref())
         .map(|t| libc::pollfd {
             fd: t.fd(),

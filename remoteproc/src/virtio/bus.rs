@@ -24,6 +24,8 @@ pub trait BusDevice {
     ) -> Reply<'c>;
     /// Serves queues with buffers waiting; whether any chain was used.
     fn poll(&mut self) -> bool;
+    /// Back to reset state: the driver is gone (its link was reset).
+    fn reset(&mut self);
 }
 
 impl<M: DeviceModel> BusDevice for VirtioDevice<'_, M> {
@@ -38,6 +40,25 @@ impl<M: DeviceModel> BusDevice for VirtioDevice<'_, M> {
     fn poll(&mut self) -> bool {
         VirtioDevice::poll(self)
     }
+    fn reset(&mut self) {
+        VirtioDevice::reset(self)
+    }
+}
+
+/// A bus's devices: slots, some empty. Devices are numbered from 0 in slot
+/// order over the present ones only, so both ends derive a device's number
+/// from the same list of kinds.
+pub type Slots<'a, 'd> = [Option<&'a mut (dyn BusDevice + 'd)>];
+
+/// The device numbered `dev_num` among the present slots.
+fn numbered<'s, 'a, 'd>(
+    devices: &'s mut Slots<'a, 'd>,
+    dev_num: u16,
+) -> Option<&'s mut (dyn BusDevice + 'd)> {
+    devices
+        .iter_mut()
+        .filter_map(|d| d.as_deref_mut())
+        .nth(usize::from(dev_num))
 }
 
 /// What one received message led to.
@@ -57,12 +78,13 @@ pub enum Served {
     Refused,
 }
 
-/// Serves one received message `bytes` for `devices` (device number =
-/// index), writing what to send back into `out`.
-pub fn serve(devices: &mut [&mut dyn BusDevice], bytes: &[u8], out: &mut [u8]) -> Served {
+/// Serves one received message `bytes` for `devices` (numbered over the
+/// present slots), writing what to send back into `out`.
+pub fn serve(devices: &mut Slots<'_, '_>, bytes: &[u8], out: &mut [u8]) -> Served {
     let Ok((header, message)) = decode(bytes) else {
         return Served::Refused;
     };
+    let present = devices.iter().filter(|d| d.is_some()).count();
     let encoded = match message {
         Message::Bus(b) => {
             if header.is_response() {
@@ -75,13 +97,13 @@ pub fn serve(devices: &mut [&mut dyn BusDevice], bytes: &[u8], out: &mut [u8]) -
                     let count = count.min(64);
                     for n in 0..count {
                         let dev = usize::from(offset) + usize::from(n);
-                        if dev < devices.len() {
+                        if dev < present {
                             bitmap[usize::from(n / 8)] |= 1 << (n % 8);
                         }
                     }
                     // Where the next present device after these is, 0 if none.
                     let end = usize::from(offset) + usize::from(count);
-                    let next = if end < devices.len() { end as u16 } else { 0 };
+                    let next = if end < present { end as u16 } else { 0 };
                     Bus::Devices {
                         offset,
                         next,
@@ -94,7 +116,7 @@ pub fn serve(devices: &mut [&mut dyn BusDevice], bytes: &[u8], out: &mut [u8]) -
             encode_response(&Message::Bus(answer), &header, out)
         }
         Message::Transport(t) => {
-            let Some(device) = devices.get_mut(usize::from(header.dev_num)) else {
+            let Some(device) = numbered(devices, header.dev_num) else {
                 return Served::Refused;
             };
             let (mut config, mut features) = ([0u8; MAX_CONFIG_DATA], [0u8; 8]);

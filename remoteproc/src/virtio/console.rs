@@ -60,6 +60,12 @@ impl<P: ConsolePort> Console<P> {
     pub fn port_mut(&mut self) -> &mut P {
         &mut self.port
     }
+
+    /// Input bytes taken from the port that no driver buffer holds yet
+    /// (they wait here, across a reset, for the next driver).
+    pub fn undelivered(&self) -> usize {
+        self.pending_len
+    }
 }
 
 impl<P: ConsolePort> DeviceModel for Console<P> {
@@ -78,10 +84,6 @@ impl<P: ConsolePort> DeviceModel for Console<P> {
     fn config_size(&self) -> u32 {
         // cols, rows (le16), max_nr_ports, emerg_wr (le32): all zero.
         12
-    }
-
-    fn negotiated(&mut self, _features: u64) {
-        self.pending_len = 0;
     }
 
     fn serve(

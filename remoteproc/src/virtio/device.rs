@@ -77,7 +77,7 @@ pub trait DeviceModel {
 pub enum Reply<'c> {
     /// The answer to a request.
     Answer(Message<'c>),
-    /// An event: EVENT_USED after a kick that used buffers.
+    /// An event: EVENT_USED after a kick, once the queue is served.
     Event(Message<'c>),
     /// Nothing to send.
     Nothing,
@@ -161,7 +161,9 @@ impl<'w, M: DeviceModel> VirtioDevice<'w, M> {
         self.model.features() | feature::VERSION_1
     }
 
-    fn reset(&mut self) {
+    /// Back to reset state (status 0, no queues), as a driver's status
+    /// write of 0 does, or the link's reset when the driver is gone.
+    pub fn reset(&mut self) {
         self.status = 0;
         self.driver_features = 0;
         self.queues = Default::default();
@@ -292,10 +294,13 @@ impl<'w, M: DeviceModel> VirtioDevice<'w, M> {
                 addr: 0,
             },
             Transport::EventAvail { vq, .. } => {
-                return match self.serve_queue(vq as usize) {
-                    true => Reply::Event(Message::Transport(Transport::EventUsed { vq })),
-                    false => Reply::Nothing,
-                };
+                // Answered whether or not a buffer was used: a driver that
+                // waits for the device to have seen its kick (it both drives
+                // and serves devices over one link, and virtio-drivers'
+                // blocking calls spin on the used ring without reading the
+                // link) learns here that the device has served the queue.
+                self.serve_queue(vq as usize);
+                return Reply::Event(Message::Transport(Transport::EventUsed { vq }));
             }
             // Answers and device-to-driver events have no business here.
             _ => return Reply::Nothing,

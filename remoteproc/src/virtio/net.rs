@@ -4,7 +4,7 @@
 //! written into the buffers the driver posts on the receive queue (0).
 
 use super::chain::ChainIo;
-use super::device::{serve_each, DeviceModel, ModelError};
+use super::device::{DeviceModel, ModelError};
 use super::device_id;
 use crate::avps::net::MAX_FRAME;
 use shmem::{DeviceQueue, Window};
@@ -38,6 +38,11 @@ pub trait NetPort {
     fn transmit(&mut self, frame: &[u8]);
     /// A frame for the driver, into `out`; its length (`None`: none now).
     fn receive(&mut self, out: &mut [u8]) -> Option<usize>;
+    /// Whether the port takes a transmitted frame now. While it does not,
+    /// the driver's frames wait in its transmit queue (back-pressure).
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// What a network device did.
@@ -132,8 +137,14 @@ impl<P: NetPort> DeviceModel for Net<P> {
         let mut frame = [0u8; HEADER_LEN + MAX_FRAME];
         match index {
             queue::TRANSMIT => {
-                used = serve_each(queue, |chain| {
-                    let mut io = ChainIo::new(window, chain);
+                for _ in 0..queue.layout().size {
+                    if !self.port.ready() {
+                        break;
+                    }
+                    let Some(chain) = queue.pop_available()? else {
+                        break;
+                    };
+                    let mut io = ChainIo::new(window, &chain);
                     let n = io.readable_left();
                     // A header, an Ethernet header, at most MAX_FRAME.
                     if n < HEADER_LEN + 14 || n > frame.len() {
@@ -148,8 +159,9 @@ impl<P: NetPort> DeviceModel for Net<P> {
                             self.stats.transmitted += 1;
                         }
                     }
-                    Ok(0)
-                })?;
+                    queue.push_used(chain, 0)?;
+                    used = true;
+                }
             }
             _ => {
                 for _ in 0..queue.layout().size {

@@ -3,8 +3,12 @@
 //! reaches them with bus addresses inside the window), and a buffer a
 //! driver shares from outside the window is bounced through it.
 //!
-//! The `Hal` is static functions, so the pool is one per program: set it
-//! up once with [`WindowHal::init`] before the first driver starts.
+//! The `Hal` is static functions, so the pools are the program's: one per
+//! link whose devices it drives ([`WindowHal::add_pool`], at most
+//! [`MAX_POOLS`]). Allocations and bounce buffers come from the selected
+//! pool ([`WindowHal::select`]): select a link's pool before calling into
+//! a driver of a device on that link. Buffers go back to the pool they
+//! came from, whichever is selected.
 //!
 //! The pool may be mapped as Device memory (a window mapped through
 //! `/dev/mem` on Linux, or anything with the MMU off), where an unaligned
@@ -56,31 +60,69 @@ impl Pool {
     }
 }
 
-/// A spin lock around the pool: the drivers may run on more than one core.
-struct Locked {
-    busy: AtomicBool,
-    pool: core::cell::UnsafeCell<Option<Pool>>,
+/// Pools a program can have (links whose devices it drives).
+pub const MAX_POOLS: usize = 4;
+
+/// One of the program's pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolId(usize);
+
+/// The pools, and the one allocations come from.
+struct Pools {
+    pools: [Option<Pool>; MAX_POOLS],
+    selected: usize,
 }
 
-// SAFETY: the pool is only reached through `with`, which holds `busy`.
+impl Pools {
+    fn selected(&mut self) -> Option<&mut Pool> {
+        self.pools.get_mut(self.selected)?.as_mut()
+    }
+
+    /// The pool holding `len` bytes at `addr`.
+    fn holding(&mut self, addr: usize, len: usize) -> Option<&mut Pool> {
+        self.pools
+            .iter_mut()
+            .flatten()
+            .find(|p| p.contains(addr, len))
+    }
+
+    /// The pool holding bus address `paddr`, and its page there.
+    fn at_bus(&mut self, paddr: PhysAddr) -> Option<(usize, &mut Pool)> {
+        self.pools
+            .iter_mut()
+            .flatten()
+            .find_map(|p| Some((p.page_of(paddr)?, p)))
+    }
+}
+
+/// A spin lock around the pools: the drivers may run on more than one core.
+struct Locked {
+    busy: AtomicBool,
+    pools: core::cell::UnsafeCell<Pools>,
+}
+
+// SAFETY: the pools are only reached through `with`, which holds `busy`.
 unsafe impl Sync for Locked {}
 
-static POOL: Locked = Locked {
+static POOLS: Locked = Locked {
     busy: AtomicBool::new(false),
-    pool: core::cell::UnsafeCell::new(None),
+    pools: core::cell::UnsafeCell::new(Pools {
+        pools: [const { None }; MAX_POOLS],
+        selected: 0,
+    }),
 };
 
-fn with<R>(f: impl FnOnce(&mut Option<Pool>) -> R) -> R {
-    while POOL
+fn with<R>(f: impl FnOnce(&mut Pools) -> R) -> R {
+    while POOLS
         .busy
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
         core::hint::spin_loop();
     }
-    // SAFETY: `busy` is held: no other reference to the pool exists.
-    let r = f(unsafe { &mut *POOL.pool.get() });
-    POOL.busy.store(false, Ordering::Release);
+    // SAFETY: `busy` is held: no other reference to the pools exists.
+    let r = f(unsafe { &mut *POOLS.pools.get() });
+    POOLS.busy.store(false, Ordering::Release);
     r
 }
 
@@ -89,44 +131,85 @@ fn with<R>(f: impl FnOnce(&mut Option<Pool>) -> R) -> R {
 pub struct WindowHal;
 
 impl WindowHal {
-    /// Gives the drivers `len` bytes at `base` (page-aligned, whole pages,
-    /// at most 1 MiB), which the device side sees at bus address `bus`.
-    /// Returns false if the region is unusable.
+    /// Makes `len` bytes at `base` the program's only pool, selected; see
+    /// [`WindowHal::add_pool`]. Returns false if the region is unusable.
+    ///
+    /// # Safety
+    ///
+    /// As for [`WindowHal::add_pool`].
+    pub unsafe fn init(base: *mut u8, bus: u64, len: usize) -> bool {
+        with(|p| p.pools = [const { None }; MAX_POOLS]);
+        // SAFETY: the caller's contract.
+        match unsafe { Self::add_pool(base, bus, len) } {
+            Some(id) => {
+                Self::select(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Gives the drivers another pool: `len` bytes at `base` (page-aligned,
+    /// whole pages, at most 1 MiB), which the device side sees at bus
+    /// address `bus`. `None` if the region is unusable or the program has
+    /// [`MAX_POOLS`] already.
     ///
     /// # Safety
     ///
     /// `base..base + len` is mapped, readable and writable for the rest of
-    /// the program, lies in the link window the device side also maps, and
-    /// nothing else in this program reads or writes it: it is the drivers'
-    /// (and the device side's, through its own window accesses).
-    pub unsafe fn init(base: *mut u8, bus: u64, len: usize) -> bool {
+    /// the program, lies in the link window the device side also maps,
+    /// overlaps no other pool, and nothing else in this program reads or
+    /// writes it: it is the drivers' (and the device side's, through its
+    /// own window accesses).
+    pub unsafe fn add_pool(base: *mut u8, bus: u64, len: usize) -> Option<PoolId> {
         let addr = base as usize;
         if !addr.is_multiple_of(PAGE_SIZE)
             || !bus.is_multiple_of(PAGE_SIZE as u64)
             || !len.is_multiple_of(PAGE_SIZE)
         {
-            return false;
+            return None;
         }
         let pages = len / PAGE_SIZE;
         if pages == 0 || pages > MAX_PAGES {
-            return false;
+            return None;
         }
         with(|p| {
-            *p = Some(Pool {
+            let free = p.pools.iter().position(Option::is_none)?;
+            p.pools[free] = Some(Pool {
                 base: addr,
                 bus,
                 pages,
                 used: [false; MAX_PAGES],
-            })
-        });
-        true
+            });
+            Some(PoolId(free))
+        })
     }
 
-    /// Pages taken now (for a test or a monitor to check nothing leaks).
+    /// Allocations and bounce buffers come from pool `id` from now on.
+    pub fn select(id: PoolId) {
+        with(|p| p.selected = id.0);
+    }
+
+    /// Frees every page of pool `id`: its link was reset, the device side
+    /// forgot the queues, and the drivers that used the pages are dropped
+    /// (what they did not give back is recovered here).
+    pub fn clear_pool(id: PoolId) {
+        with(|p| {
+            if let Some(Some(pool)) = p.pools.get_mut(id.0) {
+                pool.used = [false; MAX_PAGES];
+            }
+        });
+    }
+
+    /// Pages taken now in every pool (for a test or a monitor to check
+    /// nothing leaks).
     pub fn pages_in_use() -> usize {
         with(|p| {
-            p.as_ref()
-                .map_or(0, |p| p.used.iter().filter(|u| **u).count())
+            p.pools
+                .iter()
+                .flatten()
+                .map(|p| p.used.iter().filter(|u| **u).count())
+                .sum()
         })
     }
 }
@@ -138,7 +221,7 @@ impl WindowHal {
 unsafe impl Hal for WindowHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         with(|p| {
-            let Some(pool) = p.as_mut() else {
+            let Some(pool) = p.selected() else {
                 return (0, NonNull::dangling());
             };
             let Some(start) = pool.take(pages) else {
@@ -155,17 +238,12 @@ unsafe impl Hal for WindowHal {
     }
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
-        with(|p| {
-            match p
-                .as_mut()
-                .and_then(|pool| Some((pool.page_of(paddr)?, pool)))
-            {
-                Some((start, pool)) => {
-                    pool.give(start, pages);
-                    0
-                }
-                None => -1,
+        with(|p| match p.at_bus(paddr) {
+            Some((start, pool)) => {
+                pool.give(start, pages);
+                0
             }
+            None => -1,
         })
     }
 
@@ -178,10 +256,10 @@ unsafe impl Hal for WindowHal {
         let len = buffer.len();
         let addr = buffer.as_ptr().cast::<u8>() as usize;
         with(|p| {
-            let Some(pool) = p.as_mut() else { return 0 };
-            if pool.contains(addr, len) {
+            if let Some(pool) = p.holding(addr, len) {
                 return pool.bus + (addr - pool.base) as u64;
             }
+            let Some(pool) = p.selected() else { return 0 };
             let Some(start) = pool.take(len.div_ceil(PAGE_SIZE)) else {
                 return 0;
             };
@@ -199,11 +277,10 @@ unsafe impl Hal for WindowHal {
         let len = buffer.len();
         let addr = buffer.as_ptr().cast::<u8>() as usize;
         with(|p| {
-            let Some(pool) = p.as_mut() else { return };
-            if pool.contains(addr, len) {
+            if p.holding(addr, len).is_some() {
                 return;
             }
-            let Some(start) = pool.page_of(paddr) else {
+            let Some((start, pool)) = p.at_bus(paddr) else {
                 return;
             };
             let bounce = (pool.base + start * PAGE_SIZE) as *const u8;

@@ -20,6 +20,6 @@ mod bus;
 mod hal;
 mod transport;
 
-pub use bus::{LinkBus, MessageBus};
-pub use hal::WindowHal;
+pub use bus::{LinkBus, MessageBus, SessionBus};
+pub use hal::{PoolId, WindowHal, MAX_POOLS};
 pub use transport::{devices, MsgTransport, TransportError, PATIENCE};

@@ -22,6 +22,9 @@ pub enum TransportError {
     Answer,
     /// The device is of a type `virtio-drivers` does not know.
     DeviceType(u32),
+    /// The bus closed (its link was reset): the device is gone with the
+    /// driver's state; start a new driver on a new bus.
+    Closed,
 }
 
 /// One virtio device on the other side of a bus.
@@ -32,12 +35,51 @@ pub struct MsgTransport<B> {
     token: Cell<u16>,
     info: DeviceInfo,
     device_type: DeviceType,
-    patience: u32,
+    patience: Patience,
+    kicks_wait: bool,
     error: Cell<Option<TransportError>>,
 }
 
 /// Polls of the bus a request waits for its answer by default.
 pub const PATIENCE: u32 = 2_000_000;
+
+/// How long a request waits for its answer: a number of bus polls, or,
+/// given a clock, a time.
+#[derive(Clone, Copy, Debug)]
+struct Patience {
+    polls: u32,
+    clock: Option<(fn() -> u64, u64)>,
+}
+
+impl Patience {
+    /// A wait starting now: `tick()` until it says to give up.
+    fn start(self) -> Wait {
+        Wait {
+            left: self.polls,
+            clock: self
+                .clock
+                .map(|(now, micros)| (now, now().saturating_add(micros))),
+        }
+    }
+}
+
+struct Wait {
+    left: u32,
+    clock: Option<(fn() -> u64, u64)>,
+}
+
+impl Wait {
+    /// One more poll; `false` once the patience is spent.
+    fn tick(&mut self) -> bool {
+        match self.clock {
+            Some((now, deadline)) => now() < deadline,
+            None => {
+                self.left = self.left.saturating_sub(1);
+                self.left > 0
+            }
+        }
+    }
+}
 
 impl<B: MessageBus> MsgTransport<B> {
     /// The device `dev_num` on `bus`, identified (GET_DEVICE_INFO).
@@ -48,7 +90,11 @@ impl<B: MessageBus> MsgTransport<B> {
             token: Cell::new(0),
             info: DeviceInfo::default(),
             device_type: DeviceType::EntropySource,
-            patience: PATIENCE,
+            patience: Patience {
+                polls: PATIENCE,
+                clock: None,
+            },
+            kicks_wait: true,
             error: Cell::new(None),
         };
         let info = t.request(&Msg::GetDeviceInfo, |m| match m {
@@ -64,7 +110,29 @@ impl<B: MessageBus> MsgTransport<B> {
 
     /// How many bus polls a request waits for its answer.
     pub fn patience(mut self, polls: u32) -> Self {
-        self.patience = polls;
+        self.patience = Patience { polls, clock: None };
+        self
+    }
+
+    /// How long a request waits for its answer: `micros` microseconds of
+    /// `now` (a clock in microseconds), however fast the bus is polled.
+    pub fn patience_micros(mut self, micros: u64, now: fn() -> u64) -> Self {
+        self.patience = Patience {
+            polls: 0,
+            clock: Some((now, micros)),
+        };
+        self
+    }
+
+    /// Whether a kick (`notify`) waits until the device says it served the
+    /// queue (EVENT_USED), taking the device's messages meanwhile: the
+    /// default. `virtio-drivers`' blocking calls (`add_notify_wait_pop`)
+    /// spin on the used ring without touching the transport, so a partition
+    /// whose own devices are served only where it reads the link must not
+    /// spin before the device has done the work. A driver that only uses
+    /// non-blocking calls may turn it off and save the round trip.
+    pub fn kicks_wait(mut self, wait: bool) -> Self {
+        self.kicks_wait = wait;
         self
     }
 
@@ -91,12 +159,17 @@ impl<B: MessageBus> MsgTransport<B> {
         let mut out = [0u8; MAX_PAYLOAD];
         let n = encode(&Message::Transport(*request), self.dev_num, token, &mut out).ok()?;
         let mut bus = self.bus.borrow_mut();
-        if !Self::send_patiently(&mut *bus, &out[..n], self.patience) {
-            self.error.set(Some(TransportError::Send));
+        if let Err(e) = Self::send_patiently(&mut *bus, &out[..n], self.patience) {
+            self.error.set(Some(e));
             return None;
         }
         let mut buf = [0u8; MAX_PAYLOAD];
-        for _ in 0..self.patience {
+        let mut wait = self.patience.start();
+        while wait.tick() {
+            if bus.closed() {
+                self.error.set(Some(TransportError::Closed));
+                return None;
+            }
             let Some(len) = bus.receive(&mut buf) else {
                 core::hint::spin_loop();
                 continue;
@@ -118,38 +191,74 @@ impl<B: MessageBus> MsgTransport<B> {
         None
     }
 
-    /// Sends an event (no answer).
-    fn event(&self, event: &Msg<'_>) {
+    /// Kicks queue `vq`: EVENT_AVAIL, then (if kicks wait) the device's
+    /// EVENT_USED for it.
+    fn kick(&self, vq: u16) {
         let mut out = [0u8; MAX_PAYLOAD];
-        let Ok(n) = encode(&Message::Transport(*event), self.dev_num, 0, &mut out) else {
+        let event = Msg::EventAvail {
+            vq: vq.into(),
+            next: 0,
+        };
+        let Ok(n) = encode(&Message::Transport(event), self.dev_num, 0, &mut out) else {
             return;
         };
         let mut bus = self.bus.borrow_mut();
-        if !Self::send_patiently(&mut *bus, &out[..n], self.patience) {
-            self.error.set(Some(TransportError::Send));
+        if let Err(e) = Self::send_patiently(&mut *bus, &out[..n], self.patience) {
+            self.error.set(Some(e));
+            return;
         }
-        // What arrived meanwhile (the device's EVENT_USED for earlier kicks)
-        // is taken now: the drivers poll their rings, and left unread it
-        // would fill the link, on which the device's answers travel.
         let mut scratch = [0u8; MAX_PAYLOAD];
-        for _ in 0..64 {
-            if bus.receive(&mut scratch).is_none() {
-                break;
+        if !self.kicks_wait {
+            // What arrived meanwhile (the device's EVENT_USED for earlier
+            // kicks) is taken now: the drivers poll their rings, and left
+            // unread it would fill the link, on which answers travel.
+            for _ in 0..64 {
+                if bus.receive(&mut scratch).is_none() {
+                    break;
+                }
+            }
+            return;
+        }
+        let mut wait = self.patience.start();
+        while wait.tick() {
+            if bus.closed() {
+                self.error.set(Some(TransportError::Closed));
+                return;
+            }
+            let Some(len) = bus.receive(&mut scratch) else {
+                core::hint::spin_loop();
+                continue;
+            };
+            if let Ok((h, Message::Transport(Msg::EventUsed { vq: used }))) =
+                decode(&scratch[..len])
+            {
+                if h.dev_num == self.dev_num && used == u32::from(vq) {
+                    return;
+                }
             }
         }
+        self.error.set(Some(TransportError::Timeout));
     }
 
-    fn send_patiently(bus: &mut B, message: &[u8], patience: u32) -> bool {
+    fn send_patiently(
+        bus: &mut B,
+        message: &[u8],
+        patience: Patience,
+    ) -> Result<(), TransportError> {
         let mut scratch = [0u8; MAX_PAYLOAD];
-        for _ in 0..patience {
+        let mut wait = patience.start();
+        while wait.tick() {
+            if bus.closed() {
+                return Err(TransportError::Closed);
+            }
             if bus.send(message) {
-                return true;
+                return Ok(());
             }
             // Taking what arrived gives buffers back to the peer.
             let _ = bus.receive(&mut scratch);
             core::hint::spin_loop();
         }
-        false
+        Err(TransportError::Send)
     }
 
     fn features_block(&self, block: u32) -> u32 {
@@ -192,10 +301,7 @@ impl<B: MessageBus> Transport for MsgTransport<B> {
     }
 
     fn notify(&mut self, queue: u16) {
-        self.event(&Msg::EventAvail {
-            vq: queue.into(),
-            next: 0,
-        });
+        self.kick(queue);
     }
 
     fn get_status(&self) -> DeviceStatus {
@@ -318,11 +424,17 @@ pub fn devices<B: MessageBus>(mut bus: B, patience: u32) -> Result<u64, Transpor
         count: 64,
     });
     let n = encode(&request, 0, 0x7fff, &mut out).map_err(|_| TransportError::Answer)?;
-    if !MsgTransport::<B>::send_patiently(&mut bus, &out[..n], patience) {
-        return Err(TransportError::Send);
-    }
+    let patience = Patience {
+        polls: patience,
+        clock: None,
+    };
+    MsgTransport::<B>::send_patiently(&mut bus, &out[..n], patience)?;
     let mut buf = [0u8; MAX_PAYLOAD];
-    for _ in 0..patience {
+    let mut wait = patience.start();
+    while wait.tick() {
+        if bus.closed() {
+            return Err(TransportError::Closed);
+        }
         let Some(len) = bus.receive(&mut buf) else {
             core::hint::spin_loop();
             continue;

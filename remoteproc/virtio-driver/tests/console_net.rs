@@ -72,7 +72,7 @@ fn console_and_net_drivers_use_our_devices() {
         let device = s.spawn(|| {
             let mut console = VirtioDevice::new(Console::new(port), w);
             let mut net = VirtioDevice::new(Net::new(Echo::default(), MAC, 1500), w);
-            serve_devices(w, &mut [&mut console, &mut net], &stop);
+            serve_devices(w, &mut [Some(&mut console), Some(&mut net)], &stop);
             (
                 console.into_model().port().out.clone(),
                 net.into_model().port().seen,

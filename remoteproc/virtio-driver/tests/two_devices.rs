@@ -37,7 +37,7 @@ fn block_and_entropy_share_one_bus() {
         let device = s.spawn(|| {
             let mut blk = VirtioDevice::new(Blk::new(RamDisk(&mut disk), b"disk", false), w);
             let mut rng = VirtioDevice::new(Rng::new(Sevens), w);
-            serve_devices(w, &mut [&mut blk, &mut rng], &stop);
+            serve_devices(w, &mut [Some(&mut blk), Some(&mut rng)], &stop);
             (rng.into_model().given, blk.into_model().stats.written)
         });
         let mut link = driver_link(w);

@@ -5,7 +5,7 @@
 #![allow(dead_code, reason = "each test binary uses part of the helpers")]
 
 use remoteproc::rpmsg::MAX_PAYLOAD;
-use remoteproc::virtio::bus::{serve, BusDevice, Served};
+use remoteproc::virtio::bus::{serve, Served, Slots};
 use remoteproc::virtio::{DeviceModel, VirtioDevice};
 use remoteproc::{Incoming, Link, LinkConfig, Role};
 use shmem::doorbell::Polling;
@@ -74,7 +74,7 @@ pub(crate) type TestLink<'w> = Link<'w, Polling, 256, 4>;
 /// The device side: serves `devices` (device number = index) on its end
 /// of the link, answering every request and serving every kick, until told
 /// to stop.
-pub(crate) fn serve_devices(w: Window<'_>, devices: &mut [&mut dyn BusDevice], stop: &AtomicBool) {
+pub(crate) fn serve_devices(w: Window<'_>, devices: &mut Slots<'_, '_>, stop: &AtomicBool) {
     let mut link = TestLink::new(w, config(Role::Remote), Polling).unwrap();
     link.create_endpoint(Some(EP)).unwrap();
     let (mut buf, mut out) = ([0u8; MAX_PAYLOAD], [0u8; MAX_PAYLOAD]);
@@ -86,7 +86,7 @@ pub(crate) fn serve_devices(w: Window<'_>, devices: &mut [&mut dyn BusDevice], s
         let _ = link.poll();
         let Ok(Some(Incoming::Message(m))) = link.receive() else {
             // Idle: devices with input for their driver deliver it now.
-            for d in devices.iter_mut() {
+            for d in devices.iter_mut().flatten() {
                 d.poll();
             }
             std::hint::spin_loop();
@@ -113,7 +113,7 @@ pub(crate) fn serve_devices(w: Window<'_>, devices: &mut [&mut dyn BusDevice], s
 /// The device side with one device of `model`; gives the model back.
 pub(crate) fn device_side<M: DeviceModel>(w: Window<'_>, model: M, stop: &AtomicBool) -> M {
     let mut device = VirtioDevice::new(model, w);
-    serve_devices(w, &mut [&mut device], stop);
+    serve_devices(w, &mut [Some(&mut device)], stop);
     assert_eq!(device.error(), None, "the device stopped on a driver fault");
     device.into_model()
 }

@@ -1,5 +1,6 @@
 //! The demo RTOS on the metal.
 
+use core::cell::RefCell;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use amp_plan::dt::{DeviceTree, LinkNode};
@@ -7,13 +8,19 @@ use amp_plan::layout::{ALARMS_OFFSET, EPOCH_OFFSET, HEARTBEAT_OFFSET, TABLE_OFFS
 use boards::power::Conduit;
 use boards::uart::{Console, UartKind};
 use remoteproc::avps::net;
-use remoteproc::avps::session::{DeviceEnd, Devices, Placement, Polled, Received, Session};
-use remoteproc::virtio::bus::EP as VIRTIO_EP;
+use remoteproc::avps::session::{
+    DeviceEnd, Devices, Kind, Placement, Polled, Provided, Received, Session, KINDS,
+};
+use remoteproc::virtio::bus::BusDevice;
+use remoteproc::virtio::console::{Console as VirtioConsole, ConsolePort};
+use remoteproc::virtio::net::Net;
+use remoteproc::virtio::VirtioDevice;
 use shmem::doorbell::Polling;
 use shmem::Window;
 use ufmt::{uWrite, uwrite, uwriteln};
+use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::rng::VirtIORng;
-use virtio_msg_driver::{LinkBus, MsgTransport, WindowHal};
+use virtio_msg_driver::{MsgTransport, PoolId, SessionBus, WindowHal};
 
 use crate::irq::{Interrupts, ALARMS, DOORBELLS, GAPS};
 use crate::net::NetStack;
@@ -221,7 +228,7 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
         }
     };
 
-    let mut sides: heapless::Vec<LinkEnd<'_>, 2> = heapless::Vec::new();
+    let mut sides: heapless::Vec<LinkEnd, 2> = heapless::Vec::new();
     for l in tree.links() {
         match LinkEnd::open(&l, name) {
             Some(side) => {
@@ -232,6 +239,20 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
             None => {
                 let _ = uwriteln!(log, "link {}: cannot set up", l.name);
             }
+        }
+    }
+    // While a driver waits for an answer on one link, the other link's
+    // requests for our devices are answered (a relay in a chain drives one
+    // neighbour's console and serves its own to the other).
+    if sides.len() == 2 {
+        for i in 0..2 {
+            let other = sides[1 - i].session;
+            let idle: Idle = alloc::boxed::Box::leak(alloc::boxed::Box::new(move || {
+                if let Ok(mut s) = other.try_borrow_mut() {
+                    s.serve_bus_only();
+                }
+            }));
+            sides[i].idle = Some(idle);
         }
     }
     let ok = run(&mut log, &mut sides, irqs.as_ref());
@@ -280,18 +301,103 @@ const ALIVE_EVERY_S: u64 = 2;
 /// partitions behind it had to do is done.
 const DONE: &str = " -- done";
 
+/// Our log as a console's input: the bytes of whole lines, waiting for the
+/// peer's driver to post buffers.
+struct LogPort {
+    bytes: heapless::Deque<u8, 2048>,
+    /// Bytes the peer's driver wrote to us (nothing here reads a console).
+    ignored: u64,
+}
+
+impl LogPort {
+    /// Queues `line` and its line end, if there is room for both.
+    fn push_line(&mut self, line: &str) -> bool {
+        if self.bytes.capacity() - self.bytes.len() < line.len() + 1 {
+            return false;
+        }
+        for b in line.bytes().chain(core::iter::once(b'\n')) {
+            let _ = self.bytes.push_back(b);
+        }
+        true
+    }
+}
+
+impl ConsolePort for LogPort {
+    fn output(&mut self, bytes: &[u8]) {
+        self.ignored += bytes.len() as u64;
+    }
+
+    fn input(&mut self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        while let (Some(slot), Some(b)) = (out.get_mut(n), self.bytes.pop_front()) {
+            *slot = b;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// The devices this partition provides on a link.
+struct Ours {
+    console: Option<VirtioDevice<'static, VirtioConsole<LogPort>>>,
+    net: Option<VirtioDevice<'static, Net<NetStack>>>,
+}
+
+impl Provided for Ours {
+    fn slots(&mut self) -> [Option<&mut dyn BusDevice>; KINDS] {
+        let mut slots: [Option<&mut dyn BusDevice>; KINDS] = [None, None, None, None];
+        slots[Kind::Console as usize] = self.console.as_mut().map(|d| d as &mut dyn BusDevice);
+        slots[Kind::Net as usize] = self.net.as_mut().map(|d| d as &mut dyn BusDevice);
+        slots
+    }
+}
+
+impl Ours {
+    fn log(&mut self) -> Option<&mut VirtioConsole<LogPort>> {
+        self.console.as_mut().map(|d| d.model_mut())
+    }
+
+    fn stack(&mut self) -> Option<&mut NetStack> {
+        self.net.as_mut().map(|d| d.model_mut().port_mut())
+    }
+}
+
+type LinkSession = Session<'static, Polling, Ours>;
+type Transport = MsgTransport<SessionBus<'static, 'static, Polling, Ours>>;
+
+/// What serves this partition's other links while a driver waits on one.
+type Idle = &'static dyn Fn();
+
+/// How long a request to the peer's device waits for its answer, and how
+/// long after a failed start a driver is tried again.
+const ANSWER_WAIT_US: u64 = 2_000_000;
+const RETRY_US: u64 = 100_000;
+
+fn micros() -> u64 {
+    let t = boards::timer::GenericTimer;
+    (u128::from(t.ticks()) * 1_000_000 / u128::from(t.frequency().max(1))) as u64
+}
+
+/// The peer's console, read line by line.
+struct PeerConsole {
+    driver: VirtIOConsole<WindowHal, Transport>,
+    line: heapless::String<120>,
+}
+
 /// One link, from this partition's side.
-struct LinkEnd<'w> {
-    /// The link's AVPS session (the link itself is `session.link`).
-    session: Session<'w, Polling>,
+struct LinkEnd {
+    /// The link's AVPS session (the link itself is `session.link`), for the
+    /// life of the partition: the drivers' buses borrow it.
+    session: &'static RefCell<LinkSession>,
     /// The window, for the heartbeat counter.
-    window: Window<'w>,
-    name: &'w str,
+    window: Window<'static>,
+    name: &'static str,
     /// The partition at the other end.
-    peer: &'w str,
+    peer: &'static str,
+    devices: Devices,
     test_ep: remoteproc::Endpoint,
-    /// The link's network stack, if we provide its network device.
-    net: Option<NetStack>,
+    /// The test service is announced (once our drivers run).
+    test_announced: bool,
     /// The link came up: measure the stack alone and log it.
     measure: bool,
     /// Echo connections whose end was logged.
@@ -301,26 +407,34 @@ struct LinkEnd<'w> {
     peer_done: bool,
     /// A test message waiting to be relayed onto this side.
     relay: Option<([u8; 496], usize)>,
-    /// Where this side's virtio drivers live in the window (physical
-    /// address and length), when the peer provides a virtio device.
-    pool: Option<(u64, usize)>,
-    /// What the entropy request after the link came up got, to be logged.
+    /// Where this side's virtio drivers live in the window, when the peer
+    /// provides a device.
+    pool: Option<PoolId>,
+    /// Serves our other links while a driver here waits.
+    idle: Option<Idle>,
+    /// The peer's console, once its driver runs.
+    console: Option<PeerConsole>,
+    /// When a failed driver start may be tried again (microseconds).
+    retry_at: u64,
+    /// The peer's bus came: draw entropy from it.
+    entropy_due: bool,
+    /// What the entropy request got, to be logged.
     entropy: Option<Result<[u8; ENTROPY], &'static str>>,
+    /// Why the console driver did not start, to be logged.
+    console_failed: Option<&'static str>,
 }
 
-/// Entropy bytes asked of the peer's entropy device each time a link comes
-/// up.
+/// Entropy bytes asked of the peer's entropy device each time its bus is
+/// announced.
 const ENTROPY: usize = 32;
 
-/// `WindowHal` takes one pool per program: the first link's.
-static POOL_GIVEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-impl<'w> LinkEnd<'w> {
-    fn open(l: &LinkNode<'w>, me: &str) -> Option<Self> {
+impl LinkEnd {
+    fn open(l: &LinkNode<'static>, me: &str) -> Option<Self> {
         let (base, size) = l.window;
         // SAFETY: the window is this link's shared memory (the plan keeps it
         // outside every partition), mapped (MMU off) for the life of the
-        // partition, and only reached through `Window` from here on.
+        // partition, and only reached through `Window` (and the drivers'
+        // pool inside it) from here on.
         let window = unsafe { Window::from_raw(base as *mut u8, size as usize) }
             .ok()?
             // Ring addresses are physical, as Linux's remoteproc writes them.
@@ -335,66 +449,165 @@ impl<'w> LinkEnd<'w> {
             header: EPOCH_OFFSET as usize,
         };
         let devices = Devices::of(me, l.devices());
-        let mut session = Session::open(window, placement.config()?, Polling, devices).ok()?;
-        let _ = window.write_u32(HEARTBEAT_OFFSET as usize, 0);
-        let test_ep = session.link.create_endpoint(Some(TEST_EP)).ok()?;
-        let pool = (devices.rng == Some(DeviceEnd::Uses))
-            .then(|| amp_plan::layout::virtio_pool(size, l.host))
-            .flatten()
-            .map(|(at, len)| (base + at, len as usize));
-        let net = (devices.net == Some(DeviceEnd::Provides)).then(|| {
+        let provides = |k| devices.end(k) == Some(DeviceEnd::Provides);
+        let console = provides(Kind::Console).then(|| {
+            let port = LogPort {
+                bytes: heapless::Deque::new(),
+                ignored: 0,
+            };
+            VirtioDevice::new(VirtioConsole::new(port), window)
+        });
+        let net = provides(Kind::Net).then(|| {
             let subnet = l
                 .net_subnet()
                 .map_or(net::Subnet::DEFAULT, |(addr, prefix_len)| net::Subnet {
                     addr,
                     prefix_len,
                 });
-            NetStack::new(now(), own_mpidr() ^ ticks(), subnet)
+            let stack = NetStack::new(now(), own_mpidr() ^ ticks(), subnet);
+            let mtu = net::MTU as u16;
+            VirtioDevice::new(Net::new(stack, net::PROVIDER_MAC, mtu), window)
         });
+        let mut session = Session::open(
+            window,
+            placement.config()?,
+            Polling,
+            devices,
+            Ours { console, net },
+        )
+        .ok()?;
+        let _ = window.write_u32(HEARTBEAT_OFFSET as usize, 0);
+        let test_ep = session.link.create_endpoint(Some(TEST_EP)).ok()?;
+        let pool = match devices.any(DeviceEnd::Uses) {
+            true => {
+                let (at, len) = amp_plan::layout::virtio_pool(size, l.host)?;
+                let at = base + at;
+                // SAFETY: the pool is this side's half of the window's
+                // virtio pages (the plan's layout), physical = virtual with
+                // the MMU off, mapped for the life of the partition and
+                // touched by nothing else here; the peer reaches it through
+                // its window.
+                Some(unsafe { WindowHal::add_pool(at as *mut u8, at, len as usize) }?)
+            }
+            false => None,
+        };
+        let session: &'static RefCell<LinkSession> =
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(RefCell::new(session)));
         Some(LinkEnd {
             session,
             window,
             name: l.name,
             peer: l.peer,
+            devices,
             test_ep,
-            net,
+            test_announced: false,
             measure: false,
             closed_logged: 0,
             peer_test: None,
             peer_done: false,
             relay: None,
             pool,
+            idle: None,
+            console: None,
+            retry_at: 0,
+            entropy_due: false,
             entropy: None,
+            console_failed: None,
         })
+    }
+
+    fn uses(&self, kind: Kind) -> bool {
+        self.devices.end(kind) == Some(DeviceEnd::Uses)
     }
 
     /// The peer provides the link's AVPS console: we read its output (its
     /// log) and print or forward it.
     fn console_sink(&self) -> bool {
-        self.session.devices().console == Some(DeviceEnd::Uses)
+        self.uses(Kind::Console)
     }
 
-    /// Brings the link along; announces our test service once the rings are
-    /// up (the session announces the devices).
+    /// Every driver this side needs runs (and the entropy is drawn).
+    fn drivers_ready(&self) -> bool {
+        (!self.uses(Kind::Console) || self.console.is_some()) && !self.entropy_due
+    }
+
+    /// Brings the link along: starts our drivers once the peer's bus is
+    /// there, and announces our test service once they run.
     fn poll(&mut self) {
-        match self.session.poll() {
+        let polled = self.session.borrow_mut().poll();
+        match polled {
             Polled::Reset(_) => {
                 self.peer_test = None;
-                if let Some(stack) = &mut self.net {
+                self.test_announced = false;
+                self.console = None;
+                self.entropy_due = false;
+                if let Some(pool) = self.pool {
+                    WindowHal::clear_pool(pool);
+                }
+                if let Some(stack) = self.session.borrow_mut().provided.stack() {
                     stack.reset();
                 }
             }
             Polled::Up => {
-                // Before anything is announced, so no other traffic comes.
-                if self.pool.is_some() {
-                    self.entropy = Some(self.request_entropy());
-                }
-                let _ = self.session.link.announce(self.test_ep, TEST_SERVICE);
-                self.measure = self.net.is_some();
+                let has_net = self.session.borrow_mut().provided.stack().is_some();
+                self.measure = has_net;
             }
             Polled::Quiet => {}
         }
-        self.serve_net();
+        self.start_drivers();
+        if !self.test_announced && self.drivers_ready() && self.session.borrow().link.is_up() {
+            let mut s = self.session.borrow_mut();
+            self.test_announced = s.link.announce(self.test_ep, TEST_SERVICE).is_ok();
+        }
+        if let Some(stack) = self.session.borrow_mut().provided.stack() {
+            stack.poll(now());
+        }
+    }
+
+    /// Starts what does not run yet of our drivers, if the peer's bus is
+    /// announced.
+    fn start_drivers(&mut self) {
+        if !self.session.borrow().peer_bus() || micros() < self.retry_at {
+            return;
+        }
+        let Some(pool) = self.pool else { return };
+        WindowHal::select(pool);
+        if self.entropy_due {
+            self.entropy_due = false;
+            self.entropy = Some(self.request_entropy());
+        }
+        if self.uses(Kind::Console) && self.console.is_none() {
+            match self.start_console() {
+                Ok(c) => self.console = Some(c),
+                Err(why) => {
+                    self.console_failed = Some(why);
+                    self.retry_at = micros() + RETRY_US;
+                }
+            }
+        }
+    }
+
+    fn transport(&self, kind: Kind, kicks_wait: bool) -> Result<Transport, &'static str> {
+        let dev_num = self.devices.dev_num(kind).ok_or("no such device")?;
+        let mut bus = SessionBus::new(self.session);
+        if let Some(idle) = self.idle {
+            bus = bus.with_idle(idle);
+        }
+        let t = MsgTransport::new(bus, dev_num).map_err(|_| "no answer from the device")?;
+        Ok(t.patience_micros(ANSWER_WAIT_US, micros)
+            .kicks_wait(kicks_wait))
+    }
+
+    // Out of line, as `request_entropy`.
+    #[inline(never)]
+    fn start_console(&mut self) -> Result<PeerConsole, &'static str> {
+        // Only `recv` is used, which never blocks: kicks need not wait.
+        let t = self.transport(Kind::Console, false)?;
+        let driver = VirtIOConsole::<WindowHal, _>::new(t).map_err(|_| "driver did not start")?;
+        Ok(PeerConsole {
+            driver,
+            line: heapless::String::new(),
+        })
     }
 
     /// Asks the peer's entropy device for bytes: virtio-drivers' own
@@ -404,18 +617,7 @@ impl<'w> LinkEnd<'w> {
     // frame that the per-pass poll should not carry.
     #[inline(never)]
     fn request_entropy(&mut self) -> Result<[u8; ENTROPY], &'static str> {
-        let (at, len) = self.pool.ok_or("no pool")?;
-        if !POOL_GIVEN.swap(true, Ordering::AcqRel) {
-            // SAFETY: the pool is this side's half of the window's virtio
-            // pages (the plan's layout), physical = virtual with the MMU
-            // off, mapped for the life of the partition and touched by
-            // nothing else here; the peer reaches it through its window.
-            if !unsafe { WindowHal::init(at as *mut u8, at, len) } {
-                return Err("window pool unusable");
-            }
-        }
-        let bus = LinkBus::new(&mut self.session.link, VIRTIO_EP, VIRTIO_EP);
-        let transport = MsgTransport::new(bus, 0).map_err(|_| "no answer from the device")?;
+        let transport = self.transport(Kind::Rng, true)?;
         let mut rng =
             VirtIORng::<WindowHal, _>::new(transport).map_err(|_| "driver did not start")?;
         let mut bytes = [0u8; ENTROPY];
@@ -426,17 +628,41 @@ impl<'w> LinkEnd<'w> {
         }
     }
 
-    /// Runs the network stack and sends what it queued, as the ring has room.
-    fn serve_net(&mut self) {
-        let Some(stack) = &mut self.net else {
-            return;
-        };
-        stack.poll(now());
-        if self.session.peer_net().is_none() {
-            return;
+    /// The next whole line the peer's console wrote, if one is complete.
+    fn console_line(&mut self) -> Option<heapless::String<120>> {
+        let c = self.console.as_mut()?;
+        if let Some(pool) = self.pool {
+            WindowHal::select(pool);
         }
-        let session = &mut self.session;
-        stack.pump_tx(|m| session.send_net(m));
+        loop {
+            match c.driver.recv(true) {
+                Ok(Some(b'\n')) => return Some(core::mem::take(&mut c.line)),
+                Ok(Some(b)) => {
+                    if c.line.push(char::from(b)).is_err() {
+                        return Some(core::mem::take(&mut c.line));
+                    }
+                }
+                Ok(None) => return None,
+                Err(_) => {
+                    // The device failed or the link went: start again.
+                    self.console = None;
+                    self.retry_at = micros() + RETRY_US;
+                    if let Some(pool) = self.pool {
+                        WindowHal::clear_pool(pool);
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Whether every byte of our log given to the console device reached
+    /// the peer's buffers.
+    fn log_delivered(&self) -> bool {
+        let mut s = self.session.borrow_mut();
+        s.provided
+            .log()
+            .is_none_or(|c| c.undelivered() == 0 && c.port().bytes.is_empty())
     }
 }
 
@@ -449,7 +675,7 @@ enum Arrival {
 /// Serves every link until this partition and every partition behind its
 /// links are done. Endpoints of a chain (one link) send and check
 /// TEST_MESSAGES messages; a partition on two links relays between them.
-fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> bool {
+fn run(log: &mut Log, sides: &mut [LinkEnd], irqs: Option<&Interrupts>) -> bool {
     let relay = sides.len() == 2;
     let (mut sent, mut received, mut errors, mut relayed) = (0u64, 0u64, 0u64, 0u64);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (own_mpidr() + 1);
@@ -525,19 +751,31 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
                 }
                 None => {}
             }
+            if let Some(why) = side.console_failed.take() {
+                let _ = uwriteln!(
+                    log,
+                    "link {}: console driver for {}: {}; trying again",
+                    side.name,
+                    side.peer,
+                    why
+                );
+            }
             // Each finished echo connection: what the network device did.
-            if let Some(stack) = &side.net {
-                let st = stack.stats;
+            let net = side.session.borrow_mut().provided.net.as_mut().map(|d| {
+                let dropped = d.model().stats.dropped;
+                (d.model_mut().port_mut().stats, dropped)
+            });
+            if let Some((st, dropped)) = net {
                 if st.closed != side.closed_logged {
                     side.closed_logged = st.closed;
                     let _ = uwriteln!(
                         log,
-                        "net: {} echo connections done; frames in {}, out {}, overruns {}, not frames {}",
+                        "net: {} echo connections done; frames in {}, out {}, overruns {}, dropped {}",
                         st.closed,
                         st.frames_in,
                         st.frames_out,
                         st.overruns,
-                        st.bad_frames
+                        dropped
                     );
                 }
             }
@@ -552,19 +790,26 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
             alives += 1;
             let _ = uwriteln!(log, "alive {}", alives);
         }
-        // Our log lines go up the link whose console the peer implements.
-        if let Some(up) = sides.iter_mut().find(|s| !s.console_sink()) {
-            while let Some(line) = log.pending.first() {
-                if !up.session.send_console(line.as_bytes()) {
-                    break;
+        // Our log lines go to the console we provide: the peer reads it.
+        if let Some(up) = sides
+            .iter()
+            .find(|s| s.devices.end(Kind::Console) == Some(DeviceEnd::Provides))
+        {
+            let mut session = up.session.borrow_mut();
+            if let Some(console) = session.provided.log() {
+                while let Some(line) = log.pending.first() {
+                    if !console.port_mut().push_line(line) {
+                        break;
+                    }
+                    log.pending.remove(0);
                 }
-                log.pending.remove(0);
             }
         }
         // Endpoints originate test traffic on their one link.
         if !relay {
             if let Some(side) = sides.first_mut() {
-                if let Some(dst) = side.peer_test {
+                if let (Some(dst), true) = (side.peer_test, side.test_announced) {
+                    let mut session = side.session.borrow_mut();
                     while sent < TEST_MESSAGES {
                         let len = 12 + (next(&mut seed) % 400) as usize;
                         buf[..8].copy_from_slice(&sent.to_le_bytes());
@@ -573,7 +818,7 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
                         }
                         let c = checksum(&buf[..len - 4]);
                         buf[len - 4..len].copy_from_slice(&c.to_le_bytes());
-                        match side.session.link.send(TEST_EP, dst, &buf[..len]) {
+                        match session.link.send(TEST_EP, dst, &buf[..len]) {
                             Ok(true) => sent += 1,
                             // Ring full: this sequence number goes again next time.
                             _ => break,
@@ -585,7 +830,12 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
         // Relayed messages waiting for room on their way out.
         for side in sides.iter_mut() {
             if let (Some((bytes, n)), Some(dst)) = (side.relay.as_ref(), side.peer_test) {
-                if let Ok(true) = side.session.link.send(TEST_EP, dst, &bytes[..*n]) {
+                let sent = side
+                    .session
+                    .borrow_mut()
+                    .link
+                    .send(TEST_EP, dst, &bytes[..*n]);
+                if let Ok(true) = sent {
                     side.relay = None;
                     relayed += 1;
                 }
@@ -646,7 +896,7 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
             let link_errors: u32 = sides
                 .iter()
                 .map(|s| {
-                    let st = s.session.link.stats();
+                    let st = s.session.borrow().link.stats();
                     st.ring_errors + st.message_errors
                 })
                 .sum();
@@ -673,7 +923,7 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
                 );
             }
         }
-        if finished && log.pending.is_empty() {
+        if finished && log.pending.is_empty() && sides.iter().all(|s| s.log_delivered()) {
             return errors == 0;
         }
         // Nothing moved on any link for a while: sleep a little, where this
@@ -681,7 +931,7 @@ fn run(log: &mut Log, sides: &mut [LinkEnd<'_>], irqs: Option<&Interrupts>) -> b
         let moved: u64 = sides
             .iter()
             .map(|s| {
-                let st = s.session.link.stats();
+                let st = s.session.borrow().link.stats();
                 st.sent + st.received
             })
             .sum();
@@ -748,37 +998,28 @@ fn measure_stack(log: &mut Log) {
     );
 }
 
-/// One message from a side: name-service events and the devices' messages
-/// are handled here.
-fn receive(side: &mut LinkEnd<'_>) -> Option<Arrival> {
+/// One thing from a side: a line of the peer's console, or a test message.
+/// Announcements are taken here.
+fn receive(side: &mut LinkEnd) -> Option<Arrival> {
+    if let Some(line) = side.console_line() {
+        return Some(Arrival::Line(line));
+    }
     let mut bytes = [0u8; 496];
     loop {
-        // Frames wait in the ring (back-pressure on the peer) while the
-        // network stack's queue is full.
-        if side.net.as_ref().is_some_and(|s| !s.has_room()) {
-            return None;
-        }
-        match side.session.receive(&mut bytes) {
+        let received = side.session.borrow_mut().receive();
+        match received {
             Ok(Some(Received::Service(s))) if s.name() == TEST_SERVICE => {
                 side.peer_test = Some(s.addr);
             }
-            // Late answers of a virtio device (its driver here polls in
-            // `request_entropy`), and services we do not use.
-            Ok(Some(Received::Service(_) | Received::Announced(_) | Received::Virtio { .. })) => {}
-            Ok(Some(Received::Net(n))) => {
-                if let Some(stack) = &mut side.net {
-                    stack.push_message(&bytes[..n]);
-                }
+            Ok(Some(Received::PeerBus)) => {
+                // A new bus (the peer started, or started again): a new draw.
+                side.entropy_due = side.uses(Kind::Rng);
             }
-            Ok(Some(Received::Console(n))) => {
-                let mut line = heapless::String::new();
-                let _ = line.push_str(core::str::from_utf8(&bytes[..n]).unwrap_or("?"));
-                return Some(Arrival::Line(line));
-            }
+            Ok(Some(Received::Service(_))) => {}
             Ok(Some(Received::Message(m))) => {
                 let n = m.copy_to(&mut bytes).unwrap_or(0);
                 let (src, dst) = (m.src(), m.dst());
-                let _ = side.session.link.release(m);
+                let _ = side.session.borrow_mut().link.release(m);
                 if dst == TEST_EP {
                     side.peer_test.get_or_insert(src);
                     return Some(Arrival::Test(bytes, n));

@@ -1,13 +1,14 @@
-//! The RTOS side of a link's AVPS network device: a smoltcp interface whose
-//! frames travel as rpmsg messages (`remoteproc::avps::net`), answering ICMP
-//! echo and serving TCP echo.
+//! The RTOS side of a link's AVPS network device: a smoltcp interface
+//! behind our virtio network device (`remoteproc::virtio::net`), answering
+//! ICMP echo and serving TCP echo.
 //!
-//! The stack knows nothing of the link: messages arriving from it are put
-//! back into frames and queued with [`NetStack::push_message`], and frames
-//! the stack sends wait in a queue that [`NetStack::pump_tx`] cuts into
-//! messages as the link has room. No allocation after start-up.
+//! The stack knows nothing of the link: it is the device's [`NetPort`].
+//! Frames the peer's driver transmits queue for the stack (and wait in the
+//! driver's queue while that is full); frames the stack sends wait until
+//! the driver posts a receive buffer. No allocation after start-up.
 
 use remoteproc::avps::net;
+use remoteproc::virtio::net::NetPort;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{icmp, tcp};
@@ -131,8 +132,6 @@ pub(crate) struct NetStats {
     pub(crate) frames_out: u64,
     /// Frames dropped because the stack's queue was full.
     pub(crate) overruns: u64,
-    /// Messages that were not frames (bad header or length).
-    pub(crate) bad_frames: u64,
     pub(crate) connections: u64,
     /// Echo connections that ended.
     pub(crate) closed: u64,
@@ -144,8 +143,6 @@ pub(crate) struct NetStack {
     sockets: SocketSet<'static>,
     /// Boxed: its queues hold 32 full-size frames.
     dev: alloc::boxed::Box<Frames>,
-    incoming: net::Reassembly,
-    outgoing: net::Outgoing,
     echo: [SocketHandle; ECHO_SOCKETS],
     was_active: [bool; ECHO_SOCKETS],
     scratch: &'static mut [u8],
@@ -179,8 +176,6 @@ impl NetStack {
             iface,
             sockets,
             dev,
-            incoming: net::Reassembly::new(),
-            outgoing: net::Outgoing::new(),
             echo,
             was_active: [false; ECHO_SOCKETS],
             scratch: leak(0u8, ECHO_BUFFER),
@@ -188,54 +183,10 @@ impl NetStack {
         }
     }
 
-    /// Takes one message from the link; a frame's last one queues the frame
-    /// for the stack (or drops it, counted, if the queue is full).
-    pub(crate) fn push_message(&mut self, message: &[u8]) {
-        match self.incoming.push(message) {
-            Ok(Some(frame)) => {
-                let mut f = Frame::EMPTY;
-                f.len = frame.len();
-                f.bytes[..f.len].copy_from_slice(frame);
-                if self.dev.rx.push_back(f).is_err() {
-                    self.stats.overruns += 1;
-                } else {
-                    self.stats.frames_in += 1;
-                }
-            }
-            Ok(None) => {}
-            Err(_) => self.stats.bad_frames += 1,
-        }
-    }
-
-    /// Room for another frame from the link.
-    pub(crate) fn has_room(&self) -> bool {
-        !self.dev.rx.is_full()
-    }
-
-    /// Offers the messages of the frames the stack sent to `send`, in order,
-    /// until it refuses one (no room: that message is offered again next
-    /// time) or none is left.
-    pub(crate) fn pump_tx(&mut self, mut send: impl FnMut(&[u8]) -> bool) {
-        loop {
-            if self.outgoing.is_idle() {
-                let Some(frame) = self.dev.tx.pop_front() else {
-                    return;
-                };
-                self.outgoing.load(frame.as_bytes());
-            }
-            if !self.outgoing.pump(&mut send) {
-                return;
-            }
-            self.stats.frames_out += 1;
-        }
-    }
-
     /// Forgets queued frames and connections: the peer started over.
     pub(crate) fn reset(&mut self) {
         self.dev.rx.clear();
         self.dev.tx.clear();
-        self.incoming.clear();
-        self.outgoing.clear();
         for h in self.echo {
             self.sockets.get_mut::<tcp::Socket<'_>>(h).abort();
         }
@@ -449,4 +400,30 @@ pub(crate) fn loopback_echo(rounds: u32, clock: impl Fn() -> (Instant, u64)) -> 
     }
     let (_, end) = clock();
     Some(end.wrapping_sub(start))
+}
+
+/// The stack behind our virtio network device.
+impl NetPort for NetStack {
+    fn transmit(&mut self, frame: &[u8]) {
+        let mut f = Frame::EMPTY;
+        f.len = frame.len().min(net::MAX_FRAME);
+        f.bytes[..f.len].copy_from_slice(&frame[..f.len]);
+        if self.dev.rx.push_back(f).is_err() {
+            self.stats.overruns += 1;
+        } else {
+            self.stats.frames_in += 1;
+        }
+    }
+
+    fn receive(&mut self, out: &mut [u8]) -> Option<usize> {
+        let frame = self.dev.tx.pop_front()?;
+        let n = frame.len.min(out.len());
+        out[..n].copy_from_slice(&frame.bytes[..n]);
+        self.stats.frames_out += 1;
+        Some(n)
+    }
+
+    fn ready(&self) -> bool {
+        !self.dev.rx.is_full()
+    }
 }
