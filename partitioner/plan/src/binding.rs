@@ -56,3 +56,9 @@ pub const IPV4_SUBNET: &str = "amp,ipv4-subnet";
 pub const ROLE_DEVICE: &str = "device";
 /// The other side of an AVPS device.
 pub const ROLE_DRIVER: &str = "driver";
+/// On a link's `block` device provided by a Linux partition: the file or
+/// block device (a path on that partition) that backs the disk.
+pub const BACKING: &str = "amp,backing";
+/// On a link's `block` device provided by a non-Linux partition: the disk's
+/// size in bytes (a RAM disk in the provider's memory), 2 cells.
+pub const DISK_SIZE: &str = "amp,disk-size";

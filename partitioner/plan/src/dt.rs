@@ -397,6 +397,26 @@ impl<'a> LinkNode<'a> {
             })
     }
 
+    /// The link's AVPS device child of `kind` provided by `provider`.
+    fn device(&self, kind: &str, provider: &str) -> Option<Node<'a>> {
+        children(self.node).find(|d| {
+            str_prop(*d, "compatible").and_then(|c| c.strip_prefix(b::AVPS_COMPATIBLE_PREFIX))
+                == Some(kind)
+                && str_prop(*d, b::PROVIDER) == Some(provider)
+        })
+    }
+
+    /// What backs the `block` device `provider` provides (`amp,backing`).
+    pub fn block_backing(&self, provider: &str) -> Option<&'a str> {
+        str_prop(self.device("block", provider)?, b::BACKING)
+    }
+
+    /// The size in bytes of the `block` device `provider` provides
+    /// (`amp,disk-size`).
+    pub fn block_size(&self, provider: &str) -> Option<u64> {
+        read_cells(prop(self.device("block", provider)?, b::DISK_SIZE)?, 2)
+    }
+
     /// The AVPS devices on the link: `(kind, provider partition)`.
     pub fn devices(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
         children(self.node).filter_map(|d| {

@@ -1,25 +1,29 @@
 //! Linux's ends of the virtio devices on a link: the devices it provides
-//! (entropy from `getrandom`), and `virtio-drivers`' own drivers for the
-//! devices the peer provides, each tied to the Linux interface its users
-//! already have (the console to a pty, the network device to a TAP
-//! interface).
+//! (entropy from `getrandom`, a disk from a file or block device), and
+//! `virtio-drivers`' own drivers for the devices the peer provides, each
+//! tied to the Linux interface its users already have (the console to a
+//! pty, the network device to a TAP interface, the disk to `/dev/nbdN`).
 //!
 //! After a driver starts, only non-blocking calls are made on it: the
 //! bridge serves its own devices and its other links in the same loop.
 
 use std::time::{Duration, Instant};
 
+use std::os::unix::fs::FileExt;
+
 use remoteproc::avps::net::MAX_FRAME;
 use remoteproc::avps::session::{DeviceEnd, Devices, Kind, Provided, Session, KINDS};
+use remoteproc::virtio::blk::{Blk, BlockStore, IoError, SECTOR};
 use remoteproc::virtio::bus::BusDevice;
 use remoteproc::virtio::rng::{Entropy, Rng};
 use remoteproc::virtio::VirtioDevice;
 use shmem::doorbell::Polling;
+use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_msg_driver::{MsgTransport, PoolId, SessionBus, TransportError, WindowHal};
 
-use crate::{pty, tap};
+use crate::{nbd, pty, tap};
 
 /// Entropy from Linux's pool.
 pub(crate) struct GetRandom;
@@ -32,14 +36,74 @@ impl Entropy for GetRandom {
     }
 }
 
+/// A disk Linux provides: a file or a block device, read and written in
+/// place; a flush is `fdatasync`.
+pub(crate) struct FileDisk {
+    file: std::fs::File,
+    sectors: u64,
+}
+
+impl FileDisk {
+    /// `path`, opened for reading and writing; its size in whole sectors.
+    pub(crate) fn open(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        // A block device's size is where its end is, not its metadata's.
+        let bytes = file.seek(SeekFrom::End(0))?;
+        Ok(FileDisk {
+            file,
+            sectors: bytes / SECTOR as u64,
+        })
+    }
+
+    fn at(&self, sector: u64, len: usize) -> Result<u64, IoError> {
+        let end = sector.checked_add((len / SECTOR) as u64).ok_or(IoError)?;
+        (end <= self.sectors)
+            .then_some(sector * SECTOR as u64)
+            .ok_or(IoError)
+    }
+}
+
+impl BlockStore for FileDisk {
+    fn sectors(&self) -> u64 {
+        self.sectors
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let at = self.at(sector, buf.len())?;
+        self.file.read_exact_at(buf, at).map_err(|_| IoError)
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
+        let at = self.at(sector, buf.len())?;
+        self.file.write_all_at(buf, at).map_err(|_| IoError)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.file.sync_data().map_err(|_| IoError)
+    }
+    fn write_zeroes(&mut self, sector: u64, count: u64) -> Result<(), IoError> {
+        let zero = vec![0u8; 64 << 10];
+        let mut done = 0;
+        while done < count {
+            let n = (count - done).min((zero.len() / SECTOR) as u64);
+            self.write(sector + done, &zero[..n as usize * SECTOR])?;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 /// The devices Linux provides on a link.
 pub(crate) struct LinuxDevices {
+    pub(crate) blk: Option<VirtioDevice<'static, Blk<FileDisk>>>,
     pub(crate) rng: Option<VirtioDevice<'static, Rng<GetRandom>>>,
 }
 
 impl Provided for LinuxDevices {
     fn slots(&mut self) -> [Option<&mut dyn BusDevice>; KINDS] {
         let mut slots: [Option<&mut dyn BusDevice>; KINDS] = [None, None, None, None];
+        slots[Kind::Block as usize] = self.blk.as_mut().map(|d| d as &mut dyn BusDevice);
         slots[Kind::Rng as usize] = self.rng.as_mut().map(|d| d as &mut dyn BusDevice);
         slots
     }
@@ -73,7 +137,7 @@ fn transport(
     let dev_num = session
         .borrow()
         .devices()
-        .dev_num(kind)
+        .dev_num(kind, DeviceEnd::Uses)
         .ok_or(TransportError::Answer)?;
     Ok(MsgTransport::new(SessionBus::new(session), dev_num)?
         .patience_micros(ANSWER_WAIT.as_micros() as u64, micros)
@@ -191,6 +255,51 @@ impl NetEnd {
     }
 }
 
+/// The peer's disk, exported to Linux through NBD.
+pub(crate) struct BlockEnd {
+    driver: VirtIOBlk<WindowHal, Transport>,
+    pub(crate) export: nbd::Export,
+}
+
+/// The driver as NBD's disk. Its calls block until the peer's device
+/// answers; the session serves our own devices meanwhile.
+struct Driven<'a>(&'a mut VirtIOBlk<WindowHal, Transport>);
+
+impl nbd::Disk for Driven<'_> {
+    fn sectors(&self) -> u64 {
+        self.0.capacity()
+    }
+    fn read_only(&self) -> bool {
+        self.0.readonly()
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), String> {
+        let block = usize::try_from(sector).map_err(|e| e.to_string())?;
+        self.0.read_blocks(block, buf).map_err(|e| e.to_string())
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), String> {
+        let block = usize::try_from(sector).map_err(|e| e.to_string())?;
+        self.0.write_blocks(block, buf).map_err(|e| e.to_string())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        self.0.flush().map_err(|e| e.to_string())
+    }
+}
+
+impl BlockEnd {
+    fn start(transport: Transport, at: &std::path::Path) -> Result<Self, String> {
+        let driver = VirtIOBlk::new(transport).map_err(|e| format!("{e:?}"))?;
+        let export = nbd::Export::open(at, driver.capacity(), driver.readonly())
+            .map_err(|e| format!("NBD: {e}"))?;
+        Ok(BlockEnd { driver, export })
+    }
+
+    fn pump(&mut self) -> Result<bool, String> {
+        self.export
+            .serve(&mut Driven(&mut self.driver))
+            .map_err(|e| format!("NBD: {e}"))
+    }
+}
+
 /// This side's drivers on one link, started once the peer's bus is
 /// announced and dropped when the link resets.
 pub(crate) struct Drivers {
@@ -199,6 +308,9 @@ pub(crate) struct Drivers {
     devices: Devices,
     pub(crate) console: Option<ConsoleEnd>,
     pub(crate) net: Option<NetEnd>,
+    pub(crate) blk: Option<BlockEnd>,
+    /// Where the peer's disk appears (`/dev/avps/<link>/block`).
+    blk_at: std::path::PathBuf,
     retry_at: Option<Instant>,
 }
 
@@ -206,6 +318,7 @@ impl Drivers {
     pub(crate) fn new(
         session: &'static std::cell::RefCell<LinkSession>,
         pool: Option<PoolId>,
+        blk_at: std::path::PathBuf,
     ) -> Self {
         let devices = session.borrow().devices();
         Drivers {
@@ -214,18 +327,21 @@ impl Drivers {
             devices,
             console: None,
             net: None,
+            blk: None,
+            blk_at,
             retry_at: None,
         }
     }
 
     fn uses(&self, kind: Kind) -> bool {
-        self.devices.end(kind) == Some(DeviceEnd::Uses)
+        self.devices.has(kind, DeviceEnd::Uses)
     }
 
     /// Whether every driver this side needs runs.
     fn complete(&self) -> bool {
         (!self.uses(Kind::Console) || self.console.is_some())
             && (!self.uses(Kind::Net) || self.net.is_some())
+            && (!self.uses(Kind::Block) || self.blk.is_some())
     }
 
     /// Starts the drivers that do not run yet, if the peer's bus is there
@@ -269,6 +385,16 @@ impl Drivers {
                 Err(e) => failed.push(format!("network driver: {e}")),
             }
         }
+        if self.uses(Kind::Block) && self.blk.is_none() {
+            // Blocking calls: kicks wait.
+            match transport(self.session, Kind::Block, true)
+                .map_err(|e| format!("{e:?}"))
+                .and_then(|t| BlockEnd::start(t, &self.blk_at))
+            {
+                Ok(end) => self.blk = Some(end),
+                Err(e) => failed.push(format!("block driver: {e}")),
+            }
+        }
         if !failed.is_empty() {
             self.retry_at = Some(Instant::now() + RETRY);
         }
@@ -280,6 +406,7 @@ impl Drivers {
     pub(crate) fn stop(&mut self) {
         self.console = None;
         self.net = None;
+        self.blk = None;
         self.retry_at = None;
         if let Some(pool) = self.pool {
             WindowHal::clear_pool(pool);
@@ -309,6 +436,12 @@ impl Drivers {
             match n.pump(tap) {
                 Ok(a) => any |= a,
                 Err(e) => failed.push(format!("network driver: {e:?}")),
+            }
+        }
+        if let Some(b) = &mut self.blk {
+            match b.pump() {
+                Ok(a) => any |= a,
+                Err(e) => failed.push(format!("block driver: {e}")),
             }
         }
         if !failed.is_empty() {

@@ -31,6 +31,9 @@ pub(crate) struct LinkInfo {
     pub(crate) devices: Vec<(String, String)>,
     /// The network of the link's `net` device (`amp,ipv4-subnet`).
     pub(crate) net_subnet: Option<Subnet>,
+    /// What backs the disk this side provides, if the tree names it
+    /// (`amp,backing`).
+    pub(crate) backing: Option<String>,
 }
 
 /// Every well-formed link in the device tree blob at `path` (normally
@@ -62,6 +65,10 @@ fn parse(blob: &[u8]) -> Result<(Vec<LinkInfo>, Vec<String>), &'static str> {
                 net_subnet: l
                     .net_subnet()
                     .map(|(addr, prefix_len)| Subnet { addr, prefix_len }),
+                backing: tree
+                    .partition_name()
+                    .and_then(|me| l.block_backing(me))
+                    .map(str::to_string),
             }),
             Err(name) => bad.push(match name.unit_address {
                 Some(unit) => format!("{}@{unit}", name.name),

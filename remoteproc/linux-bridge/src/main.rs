@@ -17,6 +17,7 @@
 mod drivers;
 mod echo;
 mod links;
+mod nbd;
 mod pty;
 mod tap;
 
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use drivers::{Drivers, GetRandom, LinkSession, LinuxDevices};
 use remoteproc::avps::net;
 use remoteproc::avps::session::{DeviceEnd, Devices, Kind, Placement, Polled, Received, Session};
+use remoteproc::virtio::blk::Blk;
 use remoteproc::virtio::rng::Rng;
 use remoteproc::virtio::VirtioDevice;
 use shmem::doorbell::Polling;
@@ -49,6 +51,8 @@ Needs /dev/mem and, for network devices, the tun module.
 `echo` sends BYTES (default 1048576) of test data through a TCP echo service
 (default 10.77.0.2:7) and checks that the same bytes come back.
 ";
+/// What backs a disk Linux provides when its link names no backing.
+const DEFAULT_BACKING: &str = "/dev/vda";
 /// Where the window layout keeps the resource table and the epochs.
 const TABLE_OFFSET: usize = amp_plan::layout::TABLE_OFFSET as usize;
 const EPOCH_OFFSET: usize = amp_plan::layout::EPOCH_OFFSET as usize;
@@ -168,29 +172,47 @@ fn serve(node: links::LinkInfo, map: &'static Mapping, taps: &mut u32) -> Result
     let mut devices = Devices::default();
     for (kind, provider) in &node.devices {
         let theirs = *provider == node.peer;
-        let end = match (Kind::from_name(kind), theirs) {
-            (Some(Kind::Console | Kind::Net), true) => Some(DeviceEnd::Uses),
-            (Some(Kind::Rng), false) => Some(DeviceEnd::Provides),
-            _ => {
-                log(format_args!(
-                    "link {}: {kind} provided by {provider}: no end for it in the bridge, not served",
-                    node.name
-                ));
-                continue;
+        match (Kind::from_name(kind), theirs) {
+            (Some(k @ (Kind::Console | Kind::Net | Kind::Block)), true) => {
+                devices.set(k, DeviceEnd::Uses, true)
             }
-        };
-        if let Some(k) = Kind::from_name(kind) {
-            devices.set(k, end);
+            (Some(k @ (Kind::Rng | Kind::Block)), false) => {
+                devices.set(k, DeviceEnd::Provides, true)
+            }
+            _ => log(format_args!(
+                "link {}: {kind} provided by {provider}: no end for it in the bridge, not served",
+                node.name
+            )),
         }
     }
-    let rng = (devices.end(Kind::Rng) == Some(DeviceEnd::Provides)).then(|| {
+    let rng = devices.has(Kind::Rng, DeviceEnd::Provides).then(|| {
         log(format_args!(
             "link {}: entropy device for {} (virtio-rng over virtio-msg, from getrandom)",
             node.name, node.peer
         ));
         VirtioDevice::new(Rng::new(GetRandom), window)
     });
-    let session = Session::open(window, config, Polling, devices, LinuxDevices { rng })
+    let blk = match devices.has(Kind::Block, DeviceEnd::Provides) {
+        true => {
+            let path = Path::new(node.backing.as_deref().unwrap_or(DEFAULT_BACKING));
+            let disk = drivers::FileDisk::open(path)
+                .map_err(|e| format!("disk for {}: {}: {e}", node.peer, path.display()))?;
+            log(format_args!(
+                "link {}: disk for {} (virtio-blk over virtio-msg, from {}, {} sectors)",
+                node.name,
+                node.peer,
+                path.display(),
+                remoteproc::virtio::blk::BlockStore::sectors(&disk)
+            ));
+            let id = format!("{}", path.display());
+            Some(VirtioDevice::new(
+                Blk::new(disk, id.as_bytes(), false),
+                window,
+            ))
+        }
+        false => None,
+    };
+    let session = Session::open(window, config, Polling, devices, LinuxDevices { blk, rng })
         .map_err(|e| format!("{e:?}"))?;
     let session: &'static RefCell<LinkSession> = Box::leak(Box::new(RefCell::new(session)));
     // Our drivers' queues and bounce buffers: our half of what the rpmsg
@@ -208,7 +230,7 @@ fn serve(node: links::LinkInfo, map: &'static Mapping, taps: &mut u32) -> Result
     } else {
         None
     };
-    let console = if devices.end(Kind::Console).is_some() {
+    let console = if devices.has(Kind::Console, DeviceEnd::Uses) {
         let dir = Path::new("/dev/avps").join(&node.name);
         let p = pty::Pty::open(&dir.join("console")).map_err(|e| format!("console pty: {e}"))?;
         log(format_args!(
@@ -222,7 +244,7 @@ fn serve(node: links::LinkInfo, map: &'static Mapping, taps: &mut u32) -> Result
     } else {
         None
     };
-    let tap = if devices.end(Kind::Net).is_some() {
+    let tap = if devices.has(Kind::Net, DeviceEnd::Uses) {
         let name = format!("avps{taps}");
         *taps += 1;
         let subnet = node.net_subnet.unwrap_or(net::Subnet::DEFAULT);
@@ -250,10 +272,11 @@ fn serve(node: links::LinkInfo, map: &'static Mapping, taps: &mut u32) -> Result
     } else {
         None
     };
+    let blk_at = Path::new("/dev/avps").join(&node.name).join("block");
     Ok(Served {
         node,
         session,
-        drivers: Drivers::new(session, pool),
+        drivers: Drivers::new(session, pool, blk_at),
         console,
         tap,
         last_error: None,
@@ -393,7 +416,11 @@ fn serve_link(s: &mut Served) -> bool {
             }
         }
     }
-    let had = (s.drivers.console.is_some(), s.drivers.net.is_some());
+    let had = (
+        s.drivers.console.is_some(),
+        s.drivers.net.is_some(),
+        s.drivers.blk.is_some(),
+    );
     for e in s.drivers.start() {
         s.log_once(e);
     }
@@ -401,6 +428,15 @@ fn serve_link(s: &mut Served) -> bool {
         log(format_args!(
             "link {}: console of {} up (virtio-drivers' VirtIOConsole over virtio-msg)",
             s.node.name, s.node.peer
+        ));
+    }
+    if let (false, Some(b)) = (had.2, &s.drivers.blk) {
+        log(format_args!(
+            "link {}: disk of {} at /dev/avps/{}/block ({}, virtio-drivers' VirtIOBlk over virtio-msg)",
+            s.node.name,
+            s.node.peer,
+            s.node.name,
+            b.export.device.display()
         ));
     }
     if !had.1 && s.drivers.net.is_some() {
@@ -416,14 +452,20 @@ fn serve_link(s: &mut Served) -> bool {
     busy | moved
 }
 
-/// Sleeps up to `ms` milliseconds, or until a TAP interface has a frame.
+/// Sleeps up to `ms` milliseconds, or until a TAP interface has a frame or
+/// an NBD export a request.
 fn wait_for_frames(served: &[Served], ms: i32) {
-    let mut fds: Vec<libc::pollfd> = served
+    let taps = served
         .iter()
         .filter(|s| s.drivers.net.as_ref().is_some_and(|n| n.takes_frames()))
-        .filter_map(|s| s.tap.as_ref())
-        .map(|t| libc::pollfd {
-            fd: t.fd(),
+        .filter_map(|s| s.tap.as_ref().map(|t| t.fd()));
+    let disks = served
+        .iter()
+        .filter_map(|s| s.drivers.blk.as_ref().map(|b| b.export.fd()));
+    let mut fds: Vec<libc::pollfd> = taps
+        .chain(disks)
+        .map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         })

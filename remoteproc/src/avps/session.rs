@@ -60,7 +60,7 @@ impl Kind {
         match self {
             Kind::Console => "console",
             Kind::Net => "net",
-            Kind::Block => "blk",
+            Kind::Block => "block",
             Kind::Rng => "rng",
         }
     }
@@ -71,10 +71,13 @@ impl Kind {
     }
 }
 
-/// The AVPS devices a link carries, and this partition's end of each.
+/// The AVPS devices a link carries, and this partition's end of each: a
+/// kind may be carried both ways (each side providing one, as a block
+/// device each side exports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Devices {
-    ends: [Option<DeviceEnd>; KINDS],
+    provides: [bool; KINDS],
+    uses: [bool; KINDS],
 }
 
 impl Devices {
@@ -89,37 +92,49 @@ impl Devices {
                 DeviceEnd::Uses
             };
             if let Some(k) = Kind::from_name(kind) {
-                out.ends[k as usize] = Some(end);
+                out.set(k, end, true);
             }
         }
         out
     }
 
-    /// This partition's end of `kind`, if the link carries it.
-    pub fn end(&self, kind: Kind) -> Option<DeviceEnd> {
-        self.ends[kind as usize]
+    fn ends(&self, end: DeviceEnd) -> &[bool; KINDS] {
+        match end {
+            DeviceEnd::Provides => &self.provides,
+            DeviceEnd::Uses => &self.uses,
+        }
     }
 
-    /// Sets (or, with `None`, drops) this partition's end of `kind`.
-    pub fn set(&mut self, kind: Kind, end: Option<DeviceEnd>) {
-        self.ends[kind as usize] = end;
+    /// Whether this partition is at `end` of a device of `kind`.
+    pub fn has(&self, kind: Kind, end: DeviceEnd) -> bool {
+        self.ends(end)[kind as usize]
+    }
+
+    /// Puts this partition at `end` of a device of `kind` (or, with `on`
+    /// false, takes it away).
+    pub fn set(&mut self, kind: Kind, end: DeviceEnd, on: bool) {
+        match end {
+            DeviceEnd::Provides => self.provides[kind as usize] = on,
+            DeviceEnd::Uses => self.uses[kind as usize] = on,
+        }
     }
 
     /// Whether this partition is at `end` of any device.
     pub fn any(&self, end: DeviceEnd) -> bool {
-        self.ends.contains(&Some(end))
+        self.ends(end).contains(&true)
     }
 
     /// The kinds at which this partition is at `end`, in numbering order.
     pub fn kinds(&self, end: DeviceEnd) -> impl Iterator<Item = Kind> + '_ {
-        Kind::ALL
-            .into_iter()
-            .filter(move |k| self.end(*k) == Some(end))
+        Kind::ALL.into_iter().filter(move |k| self.has(*k, end))
     }
 
-    /// The number of `kind` on its provider's bus (ours or the peer's).
-    pub fn dev_num(&self, kind: Kind) -> Option<u16> {
-        let end = self.end(kind)?;
+    /// The number of the device of `kind` on its provider's bus: ours
+    /// (`Provides`) or the peer's (`Uses`).
+    pub fn dev_num(&self, kind: Kind, end: DeviceEnd) -> Option<u16> {
+        if !self.has(kind, end) {
+            return None;
+        }
         Some(self.kinds(end).take_while(|k| *k != kind).count() as u16)
     }
 }
@@ -591,5 +606,50 @@ impl<'w, D: Doorbell, P: Provided> Session<'w, D, P> {
         }
         self.stats.unanswered += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_ends_number_a_providers_devices_alike_from_the_same_list() {
+        let list = [
+            ("rng", "linux"),
+            ("block", "rtos"),
+            ("console", "rtos"),
+            ("block", "linux"),
+            ("net", "rtos"),
+            ("gpio", "rtos"),
+        ];
+        let rtos = Devices::of("rtos", list);
+        let linux = Devices::of("linux", list);
+        for k in Kind::ALL {
+            assert_eq!(
+                rtos.dev_num(k, DeviceEnd::Provides),
+                linux.dev_num(k, DeviceEnd::Uses)
+            );
+            assert_eq!(
+                rtos.dev_num(k, DeviceEnd::Uses),
+                linux.dev_num(k, DeviceEnd::Provides)
+            );
+        }
+        // In kind order, over the provider's own: console, net, block ...
+        let ours = |k| rtos.dev_num(k, DeviceEnd::Provides);
+        assert_eq!(
+            [
+                ours(Kind::Console),
+                ours(Kind::Net),
+                ours(Kind::Block),
+                ours(Kind::Rng)
+            ],
+            [Some(0), Some(1), Some(2), None]
+        );
+        // ... and block, rng on the other side's bus.
+        let theirs = |k| rtos.dev_num(k, DeviceEnd::Uses);
+        assert_eq!([theirs(Kind::Block), theirs(Kind::Rng)], [Some(0), Some(1)]);
+        assert!(!rtos.has(Kind::Console, DeviceEnd::Uses));
+        assert_eq!(Kind::from_name("gpio"), None);
     }
 }

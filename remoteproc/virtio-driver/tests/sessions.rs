@@ -149,8 +149,8 @@ fn serve_until_both_done(side: &Side<'_>, deadline: Instant) {
 /// A: provides entropy, drives B's console.
 fn side_a(w: Window<'_>, deadline: Instant) -> Vec<u8> {
     let mut devices = Devices::default();
-    devices.set(Kind::Rng, Some(DeviceEnd::Provides));
-    devices.set(Kind::Console, Some(DeviceEnd::Uses));
+    devices.set(Kind::Rng, DeviceEnd::Provides, true);
+    devices.set(Kind::Console, DeviceEnd::Uses, true);
     let ours = DevicesOf {
         console: None,
         rng: Some(VirtioDevice::new(Rng::new(Counter(0)), w)),
@@ -173,7 +173,7 @@ fn side_a(w: Window<'_>, deadline: Instant) -> Vec<u8> {
         );
         received = exchange(&side, &mut sent, &mut peer_bus);
         if peer_bus && console.is_none() {
-            let dev_num = devices.dev_num(Kind::Console).unwrap();
+            let dev_num = devices.dev_num(Kind::Console, DeviceEnd::Uses).unwrap();
             let t = MsgTransport::new(SessionBus::new(&side), dev_num)
                 .unwrap()
                 .patience_micros(5_000_000, micros);
@@ -202,8 +202,8 @@ fn side_a(w: Window<'_>, deadline: Instant) -> Vec<u8> {
 /// B: provides the console, drives A's entropy device.
 fn side_b(w: Window<'_>, deadline: Instant) -> (Vec<u8>, Vec<u8>) {
     let mut devices = Devices::default();
-    devices.set(Kind::Console, Some(DeviceEnd::Provides));
-    devices.set(Kind::Rng, Some(DeviceEnd::Uses));
+    devices.set(Kind::Console, DeviceEnd::Provides, true);
+    devices.set(Kind::Rng, DeviceEnd::Uses, true);
     let port = Port {
         input: FROM_B.to_vec(),
         output: Vec::new(),
@@ -244,7 +244,7 @@ fn side_b(w: Window<'_>, deadline: Instant) -> (Vec<u8>, Vec<u8>) {
         );
         received = exchange(&side, &mut sent, &mut peer_bus);
         if peer_bus && rng.is_none() {
-            let dev_num = devices.dev_num(Kind::Rng).unwrap();
+            let dev_num = devices.dev_num(Kind::Rng, DeviceEnd::Uses).unwrap();
             let t = MsgTransport::new(SessionBus::new(&side), dev_num)
                 .unwrap()
                 .patience_micros(5_000_000, micros);

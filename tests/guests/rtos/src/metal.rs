@@ -11,6 +11,7 @@ use remoteproc::avps::net;
 use remoteproc::avps::session::{
     DeviceEnd, Devices, Kind, Placement, Polled, Provided, Received, Session, KINDS,
 };
+use remoteproc::virtio::blk::{Blk, RamDisk};
 use remoteproc::virtio::bus::BusDevice;
 use remoteproc::virtio::console::{Console as VirtioConsole, ConsolePort};
 use remoteproc::virtio::net::Net;
@@ -18,6 +19,7 @@ use remoteproc::virtio::VirtioDevice;
 use shmem::doorbell::Polling;
 use shmem::Window;
 use ufmt::{uWrite, uwrite, uwriteln};
+use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::rng::VirtIORng;
 use virtio_msg_driver::{MsgTransport, PoolId, SessionBus, WindowHal};
@@ -230,7 +232,7 @@ extern "C" fn rtos_main(dtb: usize, base: usize) -> ! {
 
     let mut sides: heapless::Vec<LinkEnd, 2> = heapless::Vec::new();
     for l in tree.links() {
-        match LinkEnd::open(&l, name) {
+        match LinkEnd::open(&l, name, &tree, dtb, &mut log) {
             Some(side) => {
                 if sides.push(side).is_err() {
                     let _ = uwriteln!(log, "link {}: more than two links; not served", l.name);
@@ -329,7 +331,11 @@ impl ConsolePort for LogPort {
 
     fn input(&mut self, out: &mut [u8]) -> usize {
         let mut n = 0;
-        while let (Some(slot), Some(b)) = (out.get_mut(n), self.bytes.pop_front()) {
+        for slot in out.iter_mut() {
+            // Popped only when there is a slot for it.
+            let Some(b) = self.bytes.pop_front() else {
+                break;
+            };
             *slot = b;
             n += 1;
         }
@@ -341,6 +347,7 @@ impl ConsolePort for LogPort {
 struct Ours {
     console: Option<VirtioDevice<'static, VirtioConsole<LogPort>>>,
     net: Option<VirtioDevice<'static, Net<NetStack>>>,
+    blk: Option<VirtioDevice<'static, Blk<RamDisk<'static>>>>,
 }
 
 impl Provided for Ours {
@@ -348,8 +355,47 @@ impl Provided for Ours {
         let mut slots: [Option<&mut dyn BusDevice>; KINDS] = [None, None, None, None];
         slots[Kind::Console as usize] = self.console.as_mut().map(|d| d as &mut dyn BusDevice);
         slots[Kind::Net as usize] = self.net.as_mut().map(|d| d as &mut dyn BusDevice);
+        slots[Kind::Block as usize] = self.blk.as_mut().map(|d| d as &mut dyn BusDevice);
         slots
     }
+}
+
+extern "C" {
+    /// The end of this image in memory (`link.ld`).
+    static __image_end: u8;
+}
+
+/// The size of the RAM disk a link's `block` device serves when the tree
+/// gives none.
+const DEFAULT_DISK: u64 = 8 << 20;
+
+/// The RAM disk this partition serves: the last `size` bytes of its memory
+/// range that holds the image, if they hold neither the image nor the
+/// device tree. Taken once (one disk per partition).
+fn ram_disk(
+    tree: &DeviceTree<'_>,
+    dtb: usize,
+    size: u64,
+) -> Result<&'static mut [u8], &'static str> {
+    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    let image = (&raw const __image_end) as u64;
+    let range = tree
+        .memory()
+        .find(|m| m.base <= image && image <= m.base + m.size)
+        .ok_or("no memory range holds the image")?;
+    let end = range.base + range.size;
+    let start = end.checked_sub(size).ok_or("larger than the memory")?;
+    let dtb_end = dtb as u64 + tree.size() as u64;
+    if start < image || (dtb as u64) < end && dtb_end > start {
+        return Err("no room in memory beside the image and the device tree");
+    }
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return Err("one disk per partition");
+    }
+    // SAFETY: `start..end` is this partition's own memory (its device tree's
+    // range), above the image (so no stack, heap or static lies there) and
+    // not the device tree; taken once, so this is the only reference.
+    Ok(unsafe { core::slice::from_raw_parts_mut(start as *mut u8, size as usize) })
 }
 
 impl Ours {
@@ -418,6 +464,10 @@ struct LinkEnd {
     retry_at: u64,
     /// The peer's bus came: draw entropy from it.
     entropy_due: bool,
+    /// The peer's bus came: check the disk it provides.
+    disk_due: bool,
+    /// What the disk check found, to be logged.
+    disk: Option<Result<DiskCheck, &'static str>>,
     /// What the entropy request got, to be logged.
     entropy: Option<Result<[u8; ENTROPY], &'static str>>,
     /// Why the console driver did not start, to be logged.
@@ -428,8 +478,29 @@ struct LinkEnd {
 /// announced.
 const ENTROPY: usize = 32;
 
+/// Sectors of the pattern written to the peer's disk each time its bus is
+/// announced.
+const DISK_PATTERN_SECTORS: usize = 128;
+
+/// Byte `i` of sector `s` of the pattern (the end-to-end test reads it
+/// back from the disk's file).
+fn disk_pattern(s: usize, i: usize) -> u8 {
+    (s.wrapping_mul(7).wrapping_add(i) as u8) ^ 0x5a
+}
+
+/// What the disk check found.
+struct DiskCheck {
+    capacity: u64,
+}
+
 impl LinkEnd {
-    fn open(l: &LinkNode<'static>, me: &str) -> Option<Self> {
+    fn open(
+        l: &LinkNode<'static>,
+        me: &str,
+        tree: &DeviceTree<'_>,
+        dtb: usize,
+        log: &mut Log,
+    ) -> Option<Self> {
         let (base, size) = l.window;
         // SAFETY: the window is this link's shared memory (the plan keeps it
         // outside every partition), mapped (MMU off) for the life of the
@@ -449,7 +520,7 @@ impl LinkEnd {
             header: EPOCH_OFFSET as usize,
         };
         let devices = Devices::of(me, l.devices());
-        let provides = |k| devices.end(k) == Some(DeviceEnd::Provides);
+        let provides = |k| devices.has(k, DeviceEnd::Provides);
         let console = provides(Kind::Console).then(|| {
             let port = LogPort {
                 bytes: heapless::Deque::new(),
@@ -468,12 +539,34 @@ impl LinkEnd {
             let mtu = net::MTU as u16;
             VirtioDevice::new(Net::new(stack, net::PROVIDER_MAC, mtu), window)
         });
+        let blk = provides(Kind::Block).then(|| {
+            let size = l.block_size(me).unwrap_or(DEFAULT_DISK);
+            let disk = match ram_disk(tree, dtb, size) {
+                Ok(d) => {
+                    let _ = uwriteln!(
+                        log,
+                        "link {}: disk for {}: {} KiB of RAM (virtio-blk)",
+                        l.name,
+                        l.peer,
+                        size >> 10
+                    );
+                    d
+                }
+                Err(why) => {
+                    // Numbered as the tree says, but empty: the peer sees a
+                    // disk of no sectors.
+                    let _ = uwriteln!(log, "link {}: no disk for {}: {}", l.name, l.peer, why);
+                    &mut []
+                }
+            };
+            VirtioDevice::new(Blk::new(RamDisk(disk), b"amp ram disk", false), window)
+        });
         let mut session = Session::open(
             window,
             placement.config()?,
             Polling,
             devices,
-            Ours { console, net },
+            Ours { console, net, blk },
         )
         .ok()?;
         let _ = window.write_u32(HEARTBEAT_OFFSET as usize, 0);
@@ -511,13 +604,15 @@ impl LinkEnd {
             console: None,
             retry_at: 0,
             entropy_due: false,
+            disk_due: false,
+            disk: None,
             entropy: None,
             console_failed: None,
         })
     }
 
     fn uses(&self, kind: Kind) -> bool {
-        self.devices.end(kind) == Some(DeviceEnd::Uses)
+        self.devices.has(kind, DeviceEnd::Uses)
     }
 
     /// The peer provides the link's AVPS console: we read its output (its
@@ -528,7 +623,7 @@ impl LinkEnd {
 
     /// Every driver this side needs runs (and the entropy is drawn).
     fn drivers_ready(&self) -> bool {
-        (!self.uses(Kind::Console) || self.console.is_some()) && !self.entropy_due
+        (!self.uses(Kind::Console) || self.console.is_some()) && !self.entropy_due && !self.disk_due
     }
 
     /// Brings the link along: starts our drivers once the peer's bus is
@@ -541,6 +636,7 @@ impl LinkEnd {
                 self.test_announced = false;
                 self.console = None;
                 self.entropy_due = false;
+                self.disk_due = false;
                 if let Some(pool) = self.pool {
                     WindowHal::clear_pool(pool);
                 }
@@ -576,6 +672,10 @@ impl LinkEnd {
             self.entropy_due = false;
             self.entropy = Some(self.request_entropy());
         }
+        if self.disk_due {
+            self.disk_due = false;
+            self.disk = Some(self.check_disk());
+        }
         if self.uses(Kind::Console) && self.console.is_none() {
             match self.start_console() {
                 Ok(c) => self.console = Some(c),
@@ -588,7 +688,10 @@ impl LinkEnd {
     }
 
     fn transport(&self, kind: Kind, kicks_wait: bool) -> Result<Transport, &'static str> {
-        let dev_num = self.devices.dev_num(kind).ok_or("no such device")?;
+        let dev_num = self
+            .devices
+            .dev_num(kind, DeviceEnd::Uses)
+            .ok_or("no such device")?;
         let mut bus = SessionBus::new(self.session);
         if let Some(idle) = self.idle {
             bus = bus.with_idle(idle);
@@ -626,6 +729,40 @@ impl LinkEnd {
             Ok(_) => Err("short read"),
             Err(_) => Err("request failed"),
         }
+    }
+
+    /// Writes [`DISK_PATTERN_SECTORS`] sectors of a pattern to the start of
+    /// the peer's disk with virtio-drivers' `VirtIOBlk`, flushes, reads
+    /// them back and compares.
+    // Out of line, as `request_entropy`.
+    #[inline(never)]
+    fn check_disk(&mut self) -> Result<DiskCheck, &'static str> {
+        let transport = self.transport(Kind::Block, true)?;
+        let mut blk =
+            VirtIOBlk::<WindowHal, _>::new(transport).map_err(|_| "driver did not start")?;
+        let capacity = blk.capacity();
+        if capacity < DISK_PATTERN_SECTORS as u64 {
+            return Err("disk too small for the pattern");
+        }
+        let mut sector = [0u8; 512];
+        for s in 0..DISK_PATTERN_SECTORS {
+            for (i, b) in sector.iter_mut().enumerate() {
+                *b = disk_pattern(s, i);
+            }
+            blk.write_blocks(s, &sector).map_err(|_| "write failed")?;
+        }
+        blk.flush().map_err(|_| "flush failed")?;
+        for s in 0..DISK_PATTERN_SECTORS {
+            blk.read_blocks(s, &mut sector).map_err(|_| "read failed")?;
+            if sector
+                .iter()
+                .enumerate()
+                .any(|(i, b)| *b != disk_pattern(s, i))
+            {
+                return Err("read back differs");
+            }
+        }
+        Ok(DiskCheck { capacity })
     }
 
     /// The next whole line the peer's console wrote, if one is complete.
@@ -751,6 +888,21 @@ fn run(log: &mut Log, sides: &mut [LinkEnd], irqs: Option<&Interrupts>) -> bool 
                 }
                 None => {}
             }
+            match side.disk.take() {
+                Some(Ok(d)) => {
+                    let _ = uwriteln!(
+                        log,
+                        "disk from {} (virtio-blk): {} of {} sectors written, flushed, read back identical",
+                        side.peer,
+                        DISK_PATTERN_SECTORS,
+                        d.capacity
+                    );
+                }
+                Some(Err(why)) => {
+                    let _ = uwriteln!(log, "disk from {}: {}", side.peer, why);
+                }
+                None => {}
+            }
             if let Some(why) = side.console_failed.take() {
                 let _ = uwriteln!(
                     log,
@@ -793,7 +945,7 @@ fn run(log: &mut Log, sides: &mut [LinkEnd], irqs: Option<&Interrupts>) -> bool 
         // Our log lines go to the console we provide: the peer reads it.
         if let Some(up) = sides
             .iter()
-            .find(|s| s.devices.end(Kind::Console) == Some(DeviceEnd::Provides))
+            .find(|s| s.devices.has(Kind::Console, DeviceEnd::Provides))
         {
             let mut session = up.session.borrow_mut();
             if let Some(console) = session.provided.log() {
@@ -1012,8 +1164,10 @@ fn receive(side: &mut LinkEnd) -> Option<Arrival> {
                 side.peer_test = Some(s.addr);
             }
             Ok(Some(Received::PeerBus)) => {
-                // A new bus (the peer started, or started again): a new draw.
+                // A new bus (the peer started, or started again): a new draw,
+                // a new disk check.
                 side.entropy_due = side.uses(Kind::Rng);
+                side.disk_due = side.uses(Kind::Block);
             }
             Ok(Some(Received::Service(_))) => {}
             Ok(Some(Received::Message(m))) => {
