@@ -24,6 +24,10 @@ pub struct Machine {
     pub memory_mib: u32,
     /// A Unix socket for QEMU's monitor; `None`: no monitor.
     pub monitor: Option<PathBuf>,
+    /// Raw disk images, each a `virtio-blk-device` on the machine's
+    /// virtio-mmio bus (on QEMU virt the first lands in the last slot,
+    /// `/virtio_mmio@a003e00`, the next in the one below, ...).
+    pub disks: Vec<PathBuf>,
 }
 
 impl Machine {
@@ -36,6 +40,7 @@ impl Machine {
             cores: board.qemu_cores,
             memory_mib: board.qemu_memory_mib,
             monitor: None,
+            disks: Vec::new(),
         }
     }
 
@@ -78,6 +83,14 @@ impl Machine {
         args.extend(["-kernel".into(), self.kernel.display().to_string()]);
         if let Some(dtb) = &self.dtb {
             args.extend(["-dtb".into(), dtb.display().to_string()]);
+        }
+        for (i, disk) in self.disks.iter().enumerate() {
+            args.extend([
+                "-drive".into(),
+                format!("file={},if=none,format=raw,id=disk{i}", disk.display()),
+                "-device".into(),
+                format!("virtio-blk-device,drive=disk{i}"),
+            ]);
         }
         args
     }

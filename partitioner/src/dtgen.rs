@@ -151,18 +151,26 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
             t.set_prop(id, b::RING_ENTRIES, cells_value(&[l.ring_entries]));
             t.set_prop(id, b::VRING_ALIGN, cells_value(&[l.vring_align]));
             t.set_prop(id, b::NOTIFY_IDS, cells_value(&l.notify_ids));
-            for (kind, virtio_id, provider) in &l.devices {
-                let dev = t.add_child(id, kind);
+            for d in &l.devices {
+                let (kind, virtio_id, provider) = (&d.kind, &d.virtio_id, &d.provider);
+                let name = plan
+                    .partitions
+                    .get(*provider as usize)
+                    .map_or("", |p| p.name.as_str());
+                // A kind carried both ways (a disk each side exports) gets a
+                // child per provider.
+                let both_ways = l.devices.iter().filter(|o| o.kind == *kind).count() > 1;
+                let node = match both_ways {
+                    true => format!("{kind}-{name}"),
+                    false => kind.clone(),
+                };
+                let dev = t.add_child(id, &node);
                 t.set_prop(
                     dev,
                     "compatible",
                     string_value(&[&format!("{}{kind}", b::AVPS_COMPATIBLE_PREFIX)]),
                 );
                 t.set_prop(dev, b::VIRTIO_DEVICE_ID, cells_value(&[*virtio_id]));
-                let name = plan
-                    .partitions
-                    .get(*provider as usize)
-                    .map_or("", |p| p.name.as_str());
                 t.set_prop(dev, b::PROVIDER, string_value(&[name]));
                 let role = if *provider as usize == index {
                     b::ROLE_DEVICE
@@ -170,6 +178,12 @@ pub fn partition_tree(board: &Tree, plan: &Plan, index: usize) -> Tree {
                     b::ROLE_DRIVER
                 };
                 t.set_prop(dev, b::ROLE, string_value(&[role]));
+                if !d.backing.is_empty() {
+                    t.set_prop(dev, b::BACKING, string_value(&[&d.backing]));
+                }
+                if d.disk_size != 0 {
+                    t.set_prop(dev, b::DISK_SIZE, u64s(&[d.disk_size]));
+                }
                 // Each link's network its own /24, the same on both sides.
                 if kind == "net" {
                     if let Some(subnet) = net_subnet(link_index) {

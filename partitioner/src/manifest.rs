@@ -122,6 +122,12 @@ pub struct AvpsDevice {
     pub kind: Spanned<String>,
     /// The partition that implements the device (the other side drives it).
     pub provider: Spanned<String>,
+    /// A block device's size, when a non-Linux partition provides it (a RAM
+    /// disk in its memory).
+    pub size: Option<Spanned<u64>>,
+    /// What backs a block device a Linux partition provides: a file or
+    /// block device on that partition.
+    pub backing: Option<Spanned<String>>,
     /// The whole entry.
     pub span: Span,
 }

@@ -31,7 +31,7 @@ const MEMORY_KEYS: &[&str] = &["base", "size"];
 const IMAGE_KEYS: &[&str] = &["kind", "path", "initrd", "bootargs", "load-address"];
 const LINK_KEYS: &[&str] = &["name", "between", "shmem", "doorbell", "devices"];
 const SHMEM_KEYS: &[&str] = &["base", "size"];
-const AVPS_KEYS: &[&str] = &["kind", "provider"];
+const AVPS_KEYS: &[&str] = &["kind", "provider", "size", "backing"];
 
 /// Parses manifest text. Returns the model when the text has the right form
 /// (possibly with diagnostics about keys), and every diagnostic found.
@@ -471,10 +471,17 @@ impl Reader {
                     let provider = self
                         .required(&df, "provider", "\"rtos\"")
                         .and_then(|v| self.string(v, "`provider`"));
+                    let size = df.table.get("size").and_then(|v| self.size(v, "`size`"));
+                    let backing = df
+                        .table
+                        .get("backing")
+                        .and_then(|v| self.string(v, "`backing`"));
                     if let (Some(kind), Some(provider)) = (kind, provider) {
                         devices.push(AvpsDevice {
                             kind,
                             provider,
+                            size,
+                            backing,
                             span: df.span,
                         });
                     }

@@ -164,7 +164,16 @@ pub fn plan(
                         .iter()
                         .find(|(k, _)| *k == d.kind.value)
                         .map_or(0, |(_, id)| *id);
-                    (d.kind.value.to_string(), id, index(&d.provider.value))
+                    amp_plan::LinkDevice {
+                        kind: d.kind.value.to_string(),
+                        virtio_id: id,
+                        provider: index(&d.provider.value),
+                        backing: d
+                            .backing
+                            .as_ref()
+                            .map_or(String::new(), |b| b.value.clone()),
+                        disk_size: d.size.as_ref().map_or(0, |s| s.value),
+                    }
                 })
                 .collect(),
         });

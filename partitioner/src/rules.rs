@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 
 use crate::diag::{suggest, Code, Diagnostic, Span};
 use crate::elf::{Elf, ElfError};
-use crate::manifest::{ImageKind, Manifest, Partition, AVPS_KINDS};
+use crate::manifest::{AvpsDevice, ImageKind, Manifest, ManifestLink, Partition, AVPS_KINDS};
 use crate::tree::{NodeId, Tree};
 use amp_plan::layout::{window_layout, BUFFER_SIZE, RING_ENTRIES};
 
@@ -720,6 +720,27 @@ impl Validator<'_, '_> {
                         ));
                     }
                 }
+                if on_link && known {
+                    found.extend(self.device_keys(l, dev));
+                }
+                if let Some(first) = l.devices.iter().find(|o| {
+                    o.kind.value == dev.kind.value
+                        && o.provider.value == dev.provider.value
+                        && o.span.start < dev.span.start
+                }) {
+                    found.push(
+                        Diagnostic::new(
+                            Code::AvpsDeviceTwice,
+                            dev.span,
+                            format!(
+                                "`{}` provides AVPS {} twice on link `{}`",
+                                dev.provider.value, dev.kind.value, l.name.value
+                            ),
+                            "a link carries one device of a kind from each provider: remove one",
+                        )
+                        .note(first.span, "the first"),
+                    );
+                }
                 if !on_link {
                     found.push(Diagnostic::new(
                         Code::ProviderNotOnLink,
@@ -741,6 +762,76 @@ impl Validator<'_, '_> {
             }
         }
         self.diags.extend(found);
+    }
+
+    /// The device-specific keys of `dev` on `l`: `size` for a RAM disk a
+    /// non-Linux partition provides, `backing` for a disk a Linux partition
+    /// provides.
+    fn device_keys(&self, l: &ManifestLink, dev: &AvpsDevice) -> Vec<Diagnostic> {
+        let mut found = Vec::new();
+        let provider = self
+            .m
+            .partitions
+            .iter()
+            .find(|p| p.name.value == dev.provider.value);
+        let linux = provider.is_some_and(|p| {
+            p.image
+                .as_ref()
+                .is_some_and(|i| i.kind.value == crate::manifest::ImageKind::Linux)
+        });
+        let block = dev.kind.value == "block";
+        if let Some(size) = &dev.size {
+            if !block || linux {
+                found.push(Diagnostic::new(
+                    Code::AvpsKeyMisplaced,
+                    size.span,
+                    format!(
+                        "`size` on AVPS {} provided by `{}` on link `{}`",
+                        dev.kind.value, dev.provider.value, l.name.value
+                    ),
+                    "`size` sets the RAM disk of a block device a non-Linux partition provides; \
+                     a Linux partition's disk takes `backing`",
+                ));
+            } else {
+                let memory: u64 = provider
+                    .map(|p| p.memory.iter().map(|m| m.size.value).sum())
+                    .unwrap_or(0);
+                if size.value == 0 || size.value % 4096 != 0 || size.value >= memory {
+                    found.push(Diagnostic::new(
+                        Code::BadDiskSize,
+                        size.span,
+                        format!(
+                            "a RAM disk of {} bytes in `{}`, which has {} bytes of memory",
+                            size.value, dev.provider.value, memory
+                        ),
+                        "give a whole number of 4 KiB pages, well below the partition's memory \
+                         (its image and device tree need room too): \"8M\", say",
+                    ));
+                }
+            }
+        }
+        if let Some(backing) = &dev.backing {
+            if !block || !linux {
+                found.push(Diagnostic::new(
+                    Code::AvpsKeyMisplaced,
+                    backing.span,
+                    format!(
+                        "`backing` on AVPS {} provided by `{}` on link `{}`",
+                        dev.kind.value, dev.provider.value, l.name.value
+                    ),
+                    "`backing` names the file or block device behind a block device a Linux \
+                     partition provides; a non-Linux partition's disk takes `size`",
+                ));
+            } else if !backing.value.starts_with('/') || backing.value.contains('\0') {
+                found.push(Diagnostic::new(
+                    Code::BadBacking,
+                    backing.span,
+                    format!("backing \"{}\" is not an absolute path", backing.value),
+                    "name the file or block device as the Linux partition sees it: \"/dev/vda\", say",
+                ));
+            }
+        }
+        found
     }
 
     fn images(&mut self) {
@@ -937,18 +1028,22 @@ fn check_image(p: &Partition, head: &[u8], len: u64) -> Result<ImageFacts, Diagn
 
 /// What the partitions can serve today, as the diagnostic says it.
 const SERVED: &str = "a console provided by a non-Linux partition, a network device provided \
-     by one to a Linux partition (the demo RTOS implements both), and an entropy device provided \
-     by a Linux partition to a non-Linux one (the bridge serves it, the demo RTOS drives it)";
+     by one to a Linux partition (the demo RTOS implements both), a block device provided by \
+     either side (a RAM disk in the demo RTOS, a file or block device in the Linux bridge, \
+     which exports the RTOS's disk through NBD), and an entropy device provided by a Linux \
+     partition to a non-Linux one (the bridge serves it, the demo RTOS drives it)";
 
 /// Whether an AVPS device of `kind` is served when its provider is (or is
 /// not) a Linux partition and its user is (or is not) one: the demo RTOS
-/// provides console and net, the Linux bridge uses them (a pty and a TAP
-/// interface), an RTOS prints the console of another, and the bridge
-/// provides entropy (a virtio-rng device) that the demo RTOS drives.
+/// provides console, net and block, the Linux bridge uses them (a pty, a
+/// TAP interface, an NBD device), an RTOS prints the console of another and
+/// checks the disk of another, and the bridge provides entropy (a
+/// virtio-rng device) and a disk that the demo RTOS drives.
 fn served(kind: &str, provider_linux: bool, user_linux: bool) -> bool {
     match kind {
         "console" => !provider_linux,
         "net" => !provider_linux && user_linux,
+        "block" => true,
         "rng" => provider_linux && !user_linux,
         _ => false,
     }

@@ -96,7 +96,8 @@ pub fn demo_rtos_for(manifest: &Path, dir: &Path, elf: &Path) {
 }
 
 /// The init a Linux partition runs: mounts the usual filesystems, reports what
-/// the partition got, starts the bridge to its links, and gives a shell on its
+/// the partition got, loads [`GUEST_MODULES`] (`@MODULES@`), starts the
+/// bridge to its links, and gives a shell on its
 /// console. `poweroff` (busybox signals PID 1), `halt` or leaving the shell
 /// powers the partition off.
 const INIT: &str = "#!/bin/busybox sh
@@ -109,7 +110,7 @@ mkdir -p /dev/pts
 mount -t devpts devpts /dev/pts
 echo \"linux partition: $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTotal /proc/meminfo)\"
 ip link set lo up
-insmod /lib/modules/tun.ko
+for m in @MODULES@; do insmod /lib/modules/$m.ko $(test $m = nbd && echo nbds_max=4); done
 /bin/avps-bridge &
 sleep 1
 for c in /dev/avps/*/console; do [ -e \"$c\" ] && echo \"the console of the partition on the other end of a link: cat $c\"; done
@@ -119,9 +120,28 @@ wait $!
 poweroff -f
 ";
 
+/// The kernel modules a Linux partition loads (from Debian's kernel package,
+/// where its config builds them as modules), by their path under the
+/// package's `kernel/` folder, in load order (dependencies first): the TAP
+/// driver for the network device, NBD for a disk the peer provides,
+/// virtio-mmio and virtio-blk for a disk QEMU gives Linux, and ext4 (which
+/// mounts ext2, what busybox's `mke2fs` makes) with what it needs.
+pub const GUEST_MODULES: [&str; 9] = [
+    "drivers/net/tun.ko",
+    "drivers/block/nbd.ko",
+    "drivers/virtio/virtio_mmio.ko",
+    "drivers/block/virtio_blk.ko",
+    "lib/crc16.ko",
+    // ext4 asks the crypto API for crc32c at every mount.
+    "crypto/crc32c_generic.ko",
+    "fs/mbcache.ko",
+    "fs/jbd2/jbd2.ko",
+    "fs/ext4/ext4.ko",
+];
+
 /// A busybox initramfs (`cpio -H newc`, Debian's static arm64 busybox and
-/// the kernel's `tun.ko` from `guest`) holding the Linux-side `bridge` and
-/// [`INIT`], written to `out`.
+/// the kernel's [`GUEST_MODULES`] from `guest`) holding the Linux-side
+/// `bridge` and [`INIT`], written to `out`.
 pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
@@ -137,8 +157,21 @@ pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> 
     };
     copy(&guest.join("busybox"), "bin/busybox")?;
     copy(bridge, "bin/avps-bridge")?;
-    copy(&guest.join("tun.ko"), "lib/modules/tun.ko")?;
-    std::fs::write(root.join("init"), INIT).map_err(|e| e.to_string())?;
+    let mut listed = String::from("init\nbin\nbin/busybox\nbin/avps-bridge\nlib\nlib/modules\n");
+    for m in GUEST_MODULES {
+        let name = module_name(m);
+        copy(
+            &guest.join("modules").join(name),
+            &format!("lib/modules/{name}"),
+        )?;
+        listed.push_str(&format!("lib/modules/{name}\n"));
+    }
+    let names: Vec<&str> = GUEST_MODULES
+        .iter()
+        .map(|m| module_name(m).trim_end_matches(".ko"))
+        .collect();
+    let init = INIT.replace("@MODULES@", &names.join(" "));
+    std::fs::write(root.join("init"), init).map_err(|e| e.to_string())?;
     for f in ["init", "bin/busybox", "bin/avps-bridge"] {
         std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o755))
             .map_err(|e| e.to_string())?;
@@ -155,9 +188,7 @@ pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> 
         .stdin
         .take()
         .ok_or("cpio stdin")?
-        .write_all(
-            b"init\nbin\nbin/busybox\nbin/avps-bridge\nlib\nlib/modules\nlib/modules/tun.ko\n",
-        )
+        .write_all(listed.as_bytes())
         .map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
     if status.success() {
@@ -165,4 +196,9 @@ pub fn initramfs(guest: &Path, bridge: &Path, out: &Path) -> Result<(), String> 
     } else {
         Err(format!("cpio failed ({status})"))
     }
+}
+
+/// A module's file name (`tun.ko` of `drivers/net/tun.ko`).
+pub fn module_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }

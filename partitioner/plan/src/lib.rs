@@ -29,4 +29,6 @@ pub mod layout;
 pub mod pack;
 
 pub use crc::crc32;
-pub use format::{DoorbellKind, ImageKind, Plan, PlannedImage, PlannedLink, PlannedPartition};
+pub use format::{
+    DoorbellKind, ImageKind, LinkDevice, Plan, PlannedImage, PlannedLink, PlannedPartition,
+};

@@ -21,7 +21,7 @@ use shmem::doorbell::Polling;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_msg_driver::{MsgTransport, PoolId, SessionBus, TransportError, WindowHal};
+use virtio_msg_driver::{MsgTransport, Options, PoolId, SessionBus, TransportError, WindowHal};
 
 use crate::{nbd, pty, tap};
 
@@ -39,7 +39,7 @@ impl Entropy for GetRandom {
 /// A disk Linux provides: a file or a block device, read and written in
 /// place; a flush is `fdatasync`.
 pub(crate) struct FileDisk {
-    file: std::fs::File,
+    file: Option<std::fs::File>,
     sectors: u64,
 }
 
@@ -54,9 +54,21 @@ impl FileDisk {
         // A block device's size is where its end is, not its metadata's.
         let bytes = file.seek(SeekFrom::End(0))?;
         Ok(FileDisk {
-            file,
+            file: Some(file),
             sectors: bytes / SECTOR as u64,
         })
+    }
+
+    /// A disk of no sectors, for a backing that cannot be opened.
+    pub(crate) fn empty() -> Self {
+        FileDisk {
+            file: None,
+            sectors: 0,
+        }
+    }
+
+    fn file(&self) -> Result<&std::fs::File, IoError> {
+        self.file.as_ref().ok_or(IoError)
     }
 
     fn at(&self, sector: u64, len: usize) -> Result<u64, IoError> {
@@ -73,14 +85,14 @@ impl BlockStore for FileDisk {
     }
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
         let at = self.at(sector, buf.len())?;
-        self.file.read_exact_at(buf, at).map_err(|_| IoError)
+        self.file()?.read_exact_at(buf, at).map_err(|_| IoError)
     }
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
         let at = self.at(sector, buf.len())?;
-        self.file.write_all_at(buf, at).map_err(|_| IoError)
+        self.file()?.write_all_at(buf, at).map_err(|_| IoError)
     }
     fn flush(&mut self) -> Result<(), IoError> {
-        self.file.sync_data().map_err(|_| IoError)
+        self.file()?.sync_data().map_err(|_| IoError)
     }
     fn write_zeroes(&mut self, sector: u64, count: u64) -> Result<(), IoError> {
         let zero = vec![0u8; 64 << 10];
@@ -139,9 +151,10 @@ fn transport(
         .devices()
         .dev_num(kind, DeviceEnd::Uses)
         .ok_or(TransportError::Answer)?;
-    Ok(MsgTransport::new(SessionBus::new(session), dev_num)?
+    let options = Options::default()
         .patience_micros(ANSWER_WAIT.as_micros() as u64, micros)
-        .kicks_wait(kicks_wait))
+        .kicks_wait(kicks_wait);
+    MsgTransport::with(SessionBus::new(session), dev_num, options)
 }
 
 /// The peer's console, read into a pty line by line.

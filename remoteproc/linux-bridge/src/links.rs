@@ -82,7 +82,7 @@ fn parse(blob: &[u8]) -> Result<(Vec<LinkInfo>, Vec<String>), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amp_plan::{DoorbellKind, Plan, PlannedLink, PlannedPartition};
+    use amp_plan::{DoorbellKind, LinkDevice, Plan, PlannedLink, PlannedPartition};
     use partitioner::tree::Tree;
 
     fn partition(name: &str) -> PlannedPartition {
@@ -96,6 +96,16 @@ mod tests {
             console: None,
             image: None,
             dtb: 0,
+        }
+    }
+
+    fn device(kind: &str, virtio_id: u32, provider: u32, backing: &str) -> LinkDevice {
+        LinkDevice {
+            kind: kind.into(),
+            virtio_id,
+            provider,
+            backing: backing.into(),
+            disk_size: 0,
         }
     }
 
@@ -118,7 +128,12 @@ mod tests {
                 ring_entries: 256,
                 vring_align: 0x1000,
                 notify_ids: [0, 1],
-                devices: vec![("console".into(), 3, 1), ("net".into(), 1, 1)],
+                devices: vec![
+                    device("console", 3, 1, ""),
+                    device("net", 1, 1, ""),
+                    device("block", 2, 0, "/dev/vda"),
+                    device("block", 2, 1, ""),
+                ],
             }],
         };
         let mut tree = partitioner::dtgen::partition_tree(&Tree::new(), &plan, 0);
@@ -140,9 +155,13 @@ mod tests {
             l.devices,
             [
                 ("console".to_string(), "rtos".to_string()),
-                ("net".to_string(), "rtos".to_string())
+                ("net".to_string(), "rtos".to_string()),
+                ("block".to_string(), "linux".to_string()),
+                ("block".to_string(), "rtos".to_string())
             ]
         );
+        // The disk this side provides, and what backs it.
+        assert_eq!(l.backing.as_deref(), Some("/dev/vda"));
         // The first link's network: 10.77.0.0/24.
         let subnet = l.net_subnet.unwrap();
         assert_eq!(

@@ -351,7 +351,10 @@ fn write_all(disk: &mut dyn Disk, sector: u64, data: &[u8]) -> u32 {
 
 impl Drop for Export {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.link);
+        // Only our own link (see `Pty`'s drop).
+        if std::fs::read_link(&self.link).is_ok_and(|t| t == self.device) {
+            let _ = std::fs::remove_file(&self.link);
+        }
         let _ = nbd_ioctl(&self.ctl, ioctl::DISCONNECT, 0, "disconnect");
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
         if let Some(t) = self.thread.take() {

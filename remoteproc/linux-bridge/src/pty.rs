@@ -45,16 +45,22 @@ impl Pty {
 
     /// Writes one line; dropped if nobody reads the terminal and it is full.
     pub(crate) fn write_line(&mut self, line: &[u8]) {
-        for part in [line, b"\r\n"] {
-            // SAFETY: writes from a live slice to our own descriptor.
-            let _ = unsafe { libc::write(self.master, part.as_ptr().cast(), part.len()) };
-        }
+        // One write, so a reader gets the line whole.
+        let mut whole = Vec::with_capacity(line.len() + 2);
+        whole.extend_from_slice(line);
+        whole.extend_from_slice(b"\r\n");
+        // SAFETY: writes from a live buffer to our own descriptor.
+        let _ = unsafe { libc::write(self.master, whole.as_ptr().cast(), whole.len()) };
     }
 }
 
 impl Drop for Pty {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.link);
+        // Only our own link: a bridge started while this one stops may have
+        // made its own already.
+        if std::fs::read_link(&self.link).is_ok_and(|t| t == Path::new(&self.slave)) {
+            let _ = std::fs::remove_file(&self.link);
+        }
         // SAFETY: closes our own descriptor once.
         unsafe { libc::close(self.master) };
     }

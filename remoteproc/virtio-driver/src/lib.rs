@@ -22,4 +22,4 @@ mod transport;
 
 pub use bus::{LinkBus, MessageBus, SessionBus};
 pub use hal::{PoolId, WindowHal, MAX_POOLS};
-pub use transport::{devices, MsgTransport, TransportError, PATIENCE};
+pub use transport::{devices, MsgTransport, Options, TransportError, PATIENCE};

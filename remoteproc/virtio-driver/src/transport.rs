@@ -81,34 +81,28 @@ impl Wait {
     }
 }
 
-impl<B: MessageBus> MsgTransport<B> {
-    /// The device `dev_num` on `bus`, identified (GET_DEVICE_INFO).
-    pub fn new(bus: B, dev_num: u16) -> Result<Self, TransportError> {
-        let mut t = Self {
-            bus: RefCell::new(bus),
-            dev_num,
-            token: Cell::new(0),
-            info: DeviceInfo::default(),
-            device_type: DeviceType::EntropySource,
+/// How a transport waits: for answers, and after a kick.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    patience: Patience,
+    kicks_wait: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
             patience: Patience {
                 polls: PATIENCE,
                 clock: None,
             },
             kicks_wait: true,
-            error: Cell::new(None),
-        };
-        let info = t.request(&Msg::GetDeviceInfo, |m| match m {
-            Msg::DeviceInfo(i) => Some(*i),
-            _ => None,
-        });
-        let info = info.ok_or(t.error.get().unwrap_or(TransportError::Answer))?;
-        t.device_type = DeviceType::try_from(info.device_id)
-            .map_err(|_| TransportError::DeviceType(info.device_id))?;
-        t.info = info;
-        Ok(t)
+        }
     }
+}
 
-    /// How many bus polls a request waits for its answer.
+impl Options {
+    /// How many bus polls a request waits for its answer (default
+    /// [`PATIENCE`]).
     pub fn patience(mut self, polls: u32) -> Self {
         self.patience = Patience { polls, clock: None };
         self
@@ -134,6 +128,38 @@ impl<B: MessageBus> MsgTransport<B> {
     pub fn kicks_wait(mut self, wait: bool) -> Self {
         self.kicks_wait = wait;
         self
+    }
+}
+
+impl<B: MessageBus> MsgTransport<B> {
+    /// The device `dev_num` on `bus`, identified (GET_DEVICE_INFO), with
+    /// the default [`Options`].
+    pub fn new(bus: B, dev_num: u16) -> Result<Self, TransportError> {
+        Self::with(bus, dev_num, Options::default())
+    }
+
+    /// The device `dev_num` on `bus`, identified, waiting as `options` say
+    /// (the identification too).
+    pub fn with(bus: B, dev_num: u16, options: Options) -> Result<Self, TransportError> {
+        let mut t = Self {
+            bus: RefCell::new(bus),
+            dev_num,
+            token: Cell::new(0),
+            info: DeviceInfo::default(),
+            device_type: DeviceType::EntropySource,
+            patience: options.patience,
+            kicks_wait: options.kicks_wait,
+            error: Cell::new(None),
+        };
+        let info = t.request(&Msg::GetDeviceInfo, |m| match m {
+            Msg::DeviceInfo(i) => Some(*i),
+            _ => None,
+        });
+        let info = info.ok_or(t.error.get().unwrap_or(TransportError::Answer))?;
+        t.device_type = DeviceType::try_from(info.device_id)
+            .map_err(|_| TransportError::DeviceType(info.device_id))?;
+        t.info = info;
+        Ok(t)
     }
 
     /// The device's identity.

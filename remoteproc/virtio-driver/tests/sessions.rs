@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::rng::VirtIORng;
-use virtio_msg_driver::{MsgTransport, SessionBus, WindowHal};
+use virtio_msg_driver::{MsgTransport, Options, SessionBus, WindowHal};
 
 /// Numbered messages each side sends the other.
 const MESSAGES: u32 = 2000;
@@ -174,9 +174,8 @@ fn side_a(w: Window<'_>, deadline: Instant) -> Vec<u8> {
         received = exchange(&side, &mut sent, &mut peer_bus);
         if peer_bus && console.is_none() {
             let dev_num = devices.dev_num(Kind::Console, DeviceEnd::Uses).unwrap();
-            let t = MsgTransport::new(SessionBus::new(&side), dev_num)
-                .unwrap()
-                .patience_micros(5_000_000, micros);
+            let options = Options::default().patience_micros(5_000_000, micros);
+            let t = MsgTransport::with(SessionBus::new(&side), dev_num, options).unwrap();
             console = Some(VirtIOConsole::<WindowHal, _>::new(t).unwrap());
         }
         if let Some(c) = &mut console {
@@ -245,9 +244,8 @@ fn side_b(w: Window<'_>, deadline: Instant) -> (Vec<u8>, Vec<u8>) {
         received = exchange(&side, &mut sent, &mut peer_bus);
         if peer_bus && rng.is_none() {
             let dev_num = devices.dev_num(Kind::Rng, DeviceEnd::Uses).unwrap();
-            let t = MsgTransport::new(SessionBus::new(&side), dev_num)
-                .unwrap()
-                .patience_micros(5_000_000, micros);
+            let options = Options::default().patience_micros(5_000_000, micros);
+            let t = MsgTransport::with(SessionBus::new(&side), dev_num, options).unwrap();
             rng = Some(VirtIORng::<WindowHal, _>::new(t).unwrap());
         }
         if let (Some(r), true) = (&mut rng, entropy.len() < DRAWS * 64) {

@@ -22,7 +22,7 @@ use ufmt::{uWrite, uwrite, uwriteln};
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::rng::VirtIORng;
-use virtio_msg_driver::{MsgTransport, PoolId, SessionBus, WindowHal};
+use virtio_msg_driver::{MsgTransport, Options, PoolId, SessionBus, WindowHal};
 
 use crate::irq::{Interrupts, ALARMS, DOORBELLS, GAPS};
 use crate::net::NetStack;
@@ -369,9 +369,10 @@ extern "C" {
 /// gives none.
 const DEFAULT_DISK: u64 = 8 << 20;
 
-/// The RAM disk this partition serves: the last `size` bytes of its memory
-/// range that holds the image, if they hold neither the image nor the
-/// device tree. Taken once (one disk per partition).
+/// The RAM disk this partition serves: the `size` bytes of the memory
+/// range holding the image that end where the device tree starts (or at
+/// the range's end), if the image ends below them. Taken once (one disk
+/// per partition).
 fn ram_disk(
     tree: &DeviceTree<'_>,
     dtb: usize,
@@ -383,11 +384,18 @@ fn ram_disk(
         .memory()
         .find(|m| m.base <= image && image <= m.base + m.size)
         .ok_or("no memory range holds the image")?;
-    let end = range.base + range.size;
+    // The boot stage keeps the device tree (and the cores' trampolines)
+    // at the top of the range: the disk ends below it.
+    let top = range.base + range.size;
+    let dtb = dtb as u64 & !0xfff;
+    let end = if (range.base..top).contains(&dtb) {
+        dtb
+    } else {
+        top
+    };
     let start = end.checked_sub(size).ok_or("larger than the memory")?;
-    let dtb_end = dtb as u64 + tree.size() as u64;
-    if start < image || (dtb as u64) < end && dtb_end > start {
-        return Err("no room in memory beside the image and the device tree");
+    if start < image.next_multiple_of(0x1000) {
+        return Err("no room in memory between the image and the device tree");
     }
     if TAKEN.swap(true, Ordering::AcqRel) {
         return Err("one disk per partition");
@@ -696,9 +704,10 @@ impl LinkEnd {
         if let Some(idle) = self.idle {
             bus = bus.with_idle(idle);
         }
-        let t = MsgTransport::new(bus, dev_num).map_err(|_| "no answer from the device")?;
-        Ok(t.patience_micros(ANSWER_WAIT_US, micros)
-            .kicks_wait(kicks_wait))
+        let options = Options::default()
+            .patience_micros(ANSWER_WAIT_US, micros)
+            .kicks_wait(kicks_wait);
+        MsgTransport::with(bus, dev_num, options).map_err(|_| "no answer from the device")
     }
 
     // Out of line, as `request_entropy`.
