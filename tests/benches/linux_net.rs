@@ -14,20 +14,11 @@ use boards::Board;
 use tests::qemu::Machine;
 use tests::Scratch;
 
+use tests::figures::{median, number_after};
+
 const RUNS: usize = 5;
 const PINGS: u32 = 10;
 const DONE: &str = "bench: done";
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied()
-}
-
-/// The number after `marker` in `line`, up to the next character in `stop`.
-fn number_after(line: &str, marker: &str, stop: &[char]) -> Option<f64> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    rest.split(stop).next()?.trim().parse().ok()
-}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -39,7 +30,8 @@ fn main() {
         &scratch,
         tests::Images::Real,
     );
-    let machine = Machine::new(Board::by_name("qemu-virt").unwrap(), &firmware, None);
+    let mut machine = Machine::new(Board::by_name("qemu-virt").unwrap(), &firmware, None);
+    tests::attach_linux_disk(&mut machine, &scratch);
     let command = format!(
         "for i in $(seq {RUNS}); do ping -c {PINGS} -i 0.2 127.0.0.1; done; \
          for i in $(seq {RUNS}); do ping -c {PINGS} -i 0.2 10.77.0.2; done; \
@@ -53,7 +45,7 @@ fn main() {
         Duration::from_secs(600),
         &[
             (
-                "announced its network device",
+                "network device of rtos up",
                 "cat /dev/avps/linux-rtos/console &\n",
             ),
             ("TCP echo through the stack alone", &command),

@@ -168,3 +168,34 @@ pub fn pack(
     std::fs::write(&firmware, pack_firmware(&boot, &plan, &dir).unwrap()).unwrap();
     (firmware, plan)
 }
+
+/// Size of the disk the default split's Linux partition gets.
+pub const LINUX_DISK_BYTES: u64 = 16 << 20;
+
+/// A zeroed raw disk image in `scratch` for the default split's Linux
+/// partition (its `/virtio_mmio@a003e00`, which the bridge serves to the
+/// RTOS), attached to `machine`; its path.
+pub fn attach_linux_disk(machine: &mut qemu::Machine, scratch: &Scratch) -> PathBuf {
+    let disk = scratch.0.join("linux-disk.img");
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(LINUX_DISK_BYTES))
+        .expect("the disk image");
+    machine.disks.push(disk.clone());
+    disk
+}
+
+/// What the benchmarks read off a transcript.
+pub mod figures {
+    /// The median, if there is any value.
+    pub fn median(mut v: Vec<f64>) -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+
+    /// The number after `marker` in `line`, up to the next character in
+    /// `stop`.
+    pub fn number_after(line: &str, marker: &str, stop: &[char]) -> Option<f64> {
+        let rest = &line[line.find(marker)? + marker.len()..];
+        rest.split(stop).next()?.trim().parse().ok()
+    }
+}

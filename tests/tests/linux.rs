@@ -12,9 +12,6 @@ use boards::Board;
 use tests::qemu::Machine;
 use tests::Scratch;
 
-/// Linux's own disk.
-const DISK_BYTES: u64 = 16 << 20;
-
 /// Formats the RTOS's disk (ext2, busybox's `mke2fs`), writes a 4 MiB file
 /// of random bytes, remounts and compares; the kernel's log must hold no
 /// ext4 error (busybox has no fsck: the driver's own checks at mount and
@@ -42,11 +39,7 @@ fn linux_reads_the_rtos_console_and_its_poweroff_leaves_the_rtos_running() {
     let board = Board::by_name("qemu-virt").unwrap();
     let mut machine = Machine::new(board, &firmware, None);
     // Linux's own disk (its /dev/vda), which the bridge serves to the RTOS.
-    let disk = scratch.0.join("linux-disk.img");
-    std::fs::File::create(&disk)
-        .and_then(|f| f.set_len(DISK_BYTES))
-        .expect("the disk image");
-    machine.disks.push(disk.clone());
+    let disk = tests::attach_linux_disk(&mut machine, &scratch);
     let socket = scratch.0.join("monitor.sock");
     machine.monitor = Some(socket.clone());
     let window = plan.links[0].base;

@@ -19,6 +19,7 @@ mod echo;
 mod links;
 mod nbd;
 mod pty;
+mod read_bench;
 mod tap;
 
 use std::cell::RefCell;
@@ -39,17 +40,24 @@ use virtio_msg_driver::WindowHal;
 const USAGE: &str = "\
 usage: avps-bridge [DTB]
        avps-bridge echo [ADDRESS:PORT] [BYTES]
+       avps-bridge read-bench DEVICE [MIB]
 
 Serves the shared-memory links that the flattened device tree DTB (default
-/sys/firmware/fdt) describes under /amp-links: each AVPS console appears at
-/dev/avps/<link>/console, each AVPS network device as a TAP interface
-(avps0, avps1, ...) with host address 1 on the link's network (its device
-tree's amp,ipv4-subnet: 10.77.0.1/24 on the first link); the provider is
-host 2 (10.77.0.2).
-Needs /dev/mem and, for network devices, the tun module.
+/sys/firmware/fdt) describes under /amp-links, driving the peer's virtio
+devices with virtio-drivers' drivers: each console appears at
+/dev/avps/<link>/console, each network device as a TAP interface (avps0,
+avps1, ...) with host address 1 on the link's network (its device tree's
+amp,ipv4-subnet: 10.77.0.1/24 on the first link; the provider is host 2,
+10.77.0.2), each disk at /dev/avps/<link>/block (an NBD device). It serves
+Linux's entropy (getrandom) and a disk Linux provides (its amp,backing,
+default /dev/vda) to the peer.
+Needs /dev/mem and, for the peer's devices, the tun and nbd modules.
 
 `echo` sends BYTES (default 1048576) of test data through a TCP echo service
 (default 10.77.0.2:7) and checks that the same bytes come back.
+
+`read-bench` reads DEVICE without the page cache: 1 MiB sequential reads
+over its first MIB MiB (default 8), then as many 4 KiB reads at random.
 ";
 /// What backs a disk Linux provides when its link names no backing.
 const DEFAULT_BACKING: &str = "/dev/vda";
@@ -313,6 +321,7 @@ fn main() {
             return;
         }
         Some("echo") => std::process::exit(echo::run(&args[1..])),
+        Some("read-bench") => std::process::exit(read_bench::run(&args[1..])),
         Some(a) if a.starts_with('-') || args.len() > 1 => {
             eprint!("avps-bridge: unexpected `{}`\n{USAGE}", args.join(" "));
             std::process::exit(2);
